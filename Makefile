@@ -1,0 +1,40 @@
+# zsattr: every target installs .venv first if it is missing or requirements changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The venv's bin first on PATH so papermill/nbval kernels ("python3") are the venv's Python.
+RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" MPLBACKEND=Agg
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test reproduce smoke lab bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv from requirements.txt (about 3 min, 6 GB)
+
+test: $(STAMP)  ## unit tests, then nbval over every notebook at its stored smoke default
+	$(RUN) $(BIN)/python -m pytest tests
+	$(RUN) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+reproduce: $(STAMP)  ## run every notebook in order at the cpu preset (the main job)
+	$(RUN) $(BIN)/zsattr reproduce --preset cpu
+
+smoke: $(STAMP)  ## run every notebook in order at the smoke preset (minutes)
+	$(RUN) $(BIN)/zsattr reproduce --preset smoke
+
+lab: $(STAMP)  ## open JupyterLab on the project's kernel
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab notebooks
+
+bench: $(STAMP)  ## run the speed benchmarks in benchmarks/
+	@for b in $$(ls benchmarks/*.py 2>/dev/null); do echo "== $$b"; $(RUN) $(BIN)/python $$b || exit 1; done
+
+clean:  ## remove executed reports and the cache (keeps .venv and figures/)
+	rm -rf reports/smoke reports/paper data/cache

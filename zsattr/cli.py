@@ -1,0 +1,85 @@
+"""Command line: `zsattr reproduce`, `zsattr presets`, `zsattr scan`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import run_chain
+
+    def show(result) -> None:
+        print(f"{result.notebook:<28} {result.status:<7} {result.seconds:>9.1f} s", flush=True)
+        if result.status != "ok":
+            print(f"  {result.error.splitlines()[0] if result.error else ''}\n"
+                  f"  partial executed notebook kept at {result.output}", file=sys.stderr)
+
+    try:
+        results = run_chain(args.preset, only=args.only, start=getattr(args, "from"), on_result=show)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"zsattr reproduce: {exc}", file=sys.stderr)
+        return 2
+    total = sum(r.seconds for r in results)
+    print(f"{'total':<28} {'':<7} {total:>9.1f} s  (reports/{args.preset}/timings.json)")
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from .config import PRESETS, Config, resolve
+
+    configs = {name: resolve(name) for name in PRESETS}
+    names = [f.name for f in fields(Config) if f.name != "preset"]
+    print(f"{'field':<22}" + "".join(f"{p:>14}" for p in configs))
+    for name in names:
+        print(f"{name:<22}" + "".join(f"{str(getattr(c, name)):>14}" for c in configs.values()))
+    return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from .folders import scan_image_folder
+
+    try:
+        folder = scan_image_folder(args.folder, min_size=args.min_size)
+    except (OSError, ValueError) as exc:
+        print(f"zsattr scan: {exc}", file=sys.stderr)
+        return 2
+    for source, paths in folder.sources.items():
+        print(f"{source:<30} {len(paths):>7} images")
+    print(f"skipped: {sum(folder.skipped.values())} {dict(folder.skipped)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zsattr", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rep = sub.add_parser("reproduce", help="run the numbered notebooks in order with papermill")
+    rep.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "paper"])
+    rep.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 00 02")
+    rep.add_argument("--from", metavar="NN", help="start at this notebook, e.g. --from 03")
+    rep.set_defaults(func=_cmd_reproduce)
+
+    pre = sub.add_parser("presets", help="print every preset's configuration")
+    pre.set_defaults(func=_cmd_presets)
+
+    scan = sub.add_parser("scan", help="check an image folder (one sub-folder per source)")
+    scan.add_argument("folder")
+    scan.add_argument("--min-size", type=int, default=None, help="smallest acceptable side, pixels")
+    scan.set_defaults(func=_cmd_scan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

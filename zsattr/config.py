@@ -1,0 +1,149 @@
+"""One frozen configuration with named presets (scales).
+
+`resolve("cpu", seed=1)` gives the `cpu` preset with `seed` overridden; unknown keys raise a
+clear error. `stage_key(cfg, stage, version, fields)` hashes exactly the fields a stage reads,
+so changing an unrelated field never invalidates a cached artefact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from typing import Any, Iterable
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every tunable of the compendium. Presets below set the values; see README "Presets"."""
+
+    preset: str = "smoke"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+
+    # --- real photo pool (zsattr.photos) ---
+    image_size: int = 32  # side of every crop fed to models, pixels
+    photo_downscale: float = 3.0  # antialiased downscale of bundled photos (JPEG-grid suppression)
+    holdout_fraction: float = 0.25  # share of source photos held out (split by photo, not by crop)
+    real_image_dir: str | None = None  # a user folder (one sub-folder per source) replaces the bundled photos
+    n_spectrum_crops: int = 64  # crops averaged for the pool's mean spectrum (notebook 00)
+
+    # --- synthetic bank and fingerprints (zsattr.synthesis, zsattr.fingerprint) ---
+
+
+    # --- real-model zoo and last-block experiment (zsattr.zoo) ---
+
+
+
+    def replace(self, **overrides: Any) -> "Config":
+        """A copy with `overrides` applied, validated like `resolve`."""
+        _check_keys(overrides)
+        cfg = dataclasses.replace(self, **overrides)
+        _validate(cfg)
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CI and nbval: whole chain in a few minutes on 2 cores, tiny sizes.
+    "smoke": dict(
+        image_size=32,
+        n_spectrum_crops=64,
+        # synthetic bank and fingerprints
+
+
+        # real-model zoo and last-block experiment
+
+
+    ),
+    # The main job: a 2-core laptop CPU, well under an hour for the whole chain.
+    "cpu": dict(
+        image_size=64,
+        n_spectrum_crops=1024,
+        # synthetic bank and fingerprints
+
+
+        # real-model zoo and last-block experiment
+
+
+    ),
+    # The paper's sizes on GPUs; point real_image_dir at CelebA/LSUN-style folders.
+    "paper": dict(
+        image_size=128,
+        photo_downscale=1.0,
+        n_spectrum_crops=4096,
+        # synthetic bank and fingerprints
+
+
+        # real-model zoo and last-block experiment
+
+
+    ),
+}
+
+
+def _check_keys(overrides: dict[str, Any]) -> None:
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise KeyError(
+            f"unknown config key(s) {unknown}; known keys: {sorted(known - {'preset'})}"
+        )
+    if "preset" in overrides:
+        raise KeyError("'preset' is chosen by the first argument of resolve(), not overridden")
+
+
+def resolve(preset: str = "smoke", **overrides: Any) -> Config:
+    """The named preset with validated overrides applied."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    _check_keys(overrides)
+    cfg = Config(preset=preset, **{**PRESETS[preset], **overrides})
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: Config) -> None:
+    if cfg.image_size < 8 or cfg.image_size % 4:
+        raise ValueError(f"image_size must be a multiple of 4 and >= 8, got {cfg.image_size}")
+    if not cfg.photo_downscale >= 1.0:
+        raise ValueError(f"photo_downscale must be >= 1, got {cfg.photo_downscale}")
+    if not 0.0 < cfg.holdout_fraction < 1.0:
+        raise ValueError(f"holdout_fraction must be in (0, 1), got {cfg.holdout_fraction}")
+
+
+def stage_key(cfg: Config, stage: str, version: int, field_names: Iterable[str],
+              extra: dict[str, Any] | None = None) -> str:
+    """A stable content hash of (stage, version, the named config fields, extra inputs).
+
+    Stable across processes and Python versions: JSON with sorted keys, sha256, 16 hex chars.
+    """
+    subset = config_subset(cfg, field_names)
+    payload = {"stage": stage, "version": version, "config": subset, "extra": extra or {}}
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return f"{stage}-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+
+def config_subset(cfg: Config, field_names: Iterable[str]) -> dict[str, Any]:
+    names = sorted(set(field_names))
+    known = {f.name for f in fields(Config)}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise KeyError(f"stage reads unknown config field(s) {missing}")
+    return {n: getattr(cfg, n) for n in names}
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' picks CUDA, then Apple MPS, then the CPU; anything else is passed through."""
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"

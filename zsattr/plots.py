@@ -1,0 +1,63 @@
+"""Figures used by the notebooks. Functions return a matplotlib Figure; the notebook saves
+it through `report.NotebookRun.save_figure`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def image_grid(images, titles=None, ncols: int = 8, size: float = 1.6, suptitle: str | None = None):
+    """Images (N, H, W, 3) in [0, 1] (or a list of differently sized ones) in a grid."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, image in enumerate(images):
+        ax = axes.flat[i]
+        ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def spectra_row(spectra, titles, suptitle: str | None = None, size: float = 3.2, cmap: str = "viridis"):
+    """Centred log-magnitude spectra side by side, each with its own colour bar."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(spectra), figsize=(size * len(spectra), size), squeeze=False)
+    for ax, spectrum, title in zip(axes.flat, spectra, titles):
+        shown = ax.imshow(spectrum, cmap=cmap)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def paired_bars(df, columns, ylabel: str, title: str | None = None):
+    """One group of bars per row of `df`, one bar per column in `columns`."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(df)), 3.2))
+    width = 0.8 / len(columns)
+    x = np.arange(len(df))
+    for i, col in enumerate(columns):
+        ax.bar(x + i * width - 0.4 + width / 2, df[col], width, label=col)
+    ax.set_xticks(x)
+    ax.set_xticklabels(df.index, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
