@@ -32,7 +32,10 @@ class Config:
     # --- synthetic bank and fingerprints (zsattr.synthesis, zsattr.fingerprint) ---
 
 
-    # --- real-model zoo and last-block experiment (zsattr.zoo) ---
+    # --- real-model zoo (zsattr.zoo) ---
+
+
+    # --- last-block experiment (zsattr.lastblock) ---
 
 
 
@@ -55,7 +58,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # synthetic bank and fingerprints
 
 
-        # real-model zoo and last-block experiment
+        # real-model zoo
+
+
+        # last-block experiment
 
 
     ),
@@ -66,7 +72,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # synthetic bank and fingerprints
 
 
-        # real-model zoo and last-block experiment
+        # real-model zoo
+
+
+        # last-block experiment
 
 
     ),
@@ -78,7 +87,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # synthetic bank and fingerprints
 
 
-        # real-model zoo and last-block experiment
+        # real-model zoo
+
+
+        # last-block experiment
 
 
     ),
