@@ -49,3 +49,19 @@ def test_make_help_lists_the_targets():
 
 def test_ci_runs_make_test():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_starts_with_the_two_commands_and_its_preset_table_matches_the_code():
+    import io
+    from contextlib import redirect_stdout
+
+    from zsattr import cli
+
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```")[1]
+    assert "make reproduce" in first_block and "make test" in first_block
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        cli.main(["presets", "--markdown"])
+    table = readme.split("<!-- presets:start -->")[1].split("<!-- presets:end -->")[0].strip()
+    assert table == buf.getvalue().strip()

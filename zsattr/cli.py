@@ -33,6 +33,12 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
     configs = {name: resolve(name) for name in PRESETS}
     names = [f.name for f in fields(Config) if f.name != "preset"]
+    if args.markdown:  # the README's preset table is this output (a test compares them)
+        print("| field | " + " | ".join(configs) + " |")
+        print("|---|" + "---|" * len(configs))
+        for name in names:
+            print(f"| `{name}` | " + " | ".join(f"{getattr(c, name)}" for c in configs.values()) + " |")
+        return 0
     print(f"{'field':<22}" + "".join(f"{p:>14}" for p in configs))
     for name in names:
         print(f"{name:<22}" + "".join(f"{str(getattr(c, name)):>14}" for c in configs.values()))
@@ -65,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_cmd_reproduce)
 
     pre = sub.add_parser("presets", help="print every preset's configuration")
+    pre.add_argument("--markdown", action="store_true", help="as the Markdown table in the README")
     pre.set_defaults(func=_cmd_presets)
 
     scan = sub.add_parser("scan", help="check an image folder (one sub-folder per source)")

@@ -27,12 +27,17 @@ def image_grid(images, titles=None, ncols: int = 8, size: float = 1.6, suptitle:
 
 
 def spectra_row(spectra, titles, suptitle: str | None = None, size: float = 3.2, cmap: str = "viridis"):
-    """Centred log-magnitude spectra side by side, each with its own colour bar."""
+    """Centred log-magnitude spectra side by side, each with its own colour bar.
+
+    The colour range is the 1st-99.9th percentile, so the removed zero frequency (a single
+    very dark pixel) does not flatten the rest of the picture.
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(spectra), figsize=(size * len(spectra), size), squeeze=False)
     for ax, spectrum, title in zip(axes.flat, spectra, titles):
-        shown = ax.imshow(spectrum, cmap=cmap)
+        lo, hi = np.percentile(spectrum, [1, 99.9])
+        shown = ax.imshow(spectrum, cmap=cmap, vmin=lo, vmax=hi)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
