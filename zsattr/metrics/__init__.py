@@ -1,5 +1,6 @@
 """Metrics with no knowledge of models, notebooks or training."""
 
+from . import attribution
 from .frechet import frechet_distance, gaussian_stats
 
-__all__ = ["frechet_distance", "gaussian_stats"]
+__all__ = ["attribution", "frechet_distance", "gaussian_stats"]
