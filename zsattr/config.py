@@ -68,7 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
         # real-model zoo
         zoo_models=("dcgan_tconv", "dcgan_bilinear", "vae", "ddpm"),
-        zoo_steps=80,
+        zoo_steps=160,
         zoo_width=8,
         zoo_n_samples=32,
 
@@ -88,11 +88,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         zoo_models=("dcgan_tconv", "dcgan_tconv_seed1", "dcgan_nearest", "dcgan_bilinear",
                     "dcgan_pixelshuffle", "lsgan_tconv", "wgangp_nearest", "sngan_resnet",
                     "stylegan_mini", "transgan", "vae", "vae_seed1", "beta_vae", "glow", "ddpm", "ldm"),
-        zoo_steps=300,
+        zoo_steps=200,
         zoo_width=16,
         zoo_train_crops=4096,
-        zoo_n_samples=200,
-        zoo_ddim_steps=20,
+        zoo_n_samples=128,
+        zoo_ddim_steps=10,
         zoo_checkpoint_every=100,
 
 

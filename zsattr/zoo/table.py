@@ -41,3 +41,19 @@ def model_table(folder: str | Path):
                     "train_s": meta["train_seconds"], "sample_s": meta["sample_seconds"]})
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
+
+
+def progress_table(folder: str | Path):
+    """Did training work? Per model: its monitored losses (first vs final tenth of the steps)
+    fell, and the sliced Wasserstein distance from its samples to real crops fell. GANs have
+    no monitored loss (adversarial losses need not fall), so for them only the SWD counts."""
+    import pandas as pd
+
+    rows = []
+    for name, meta in read_metadata(folder).items():
+        losses = meta["losses"]
+        fell = [losses[k]["final"] < losses[k]["first"] for k in meta["monitored_losses"]]
+        rows.append({"model": name, "monitored": ", ".join(meta["monitored_losses"]) or "-",
+                     "loss_fell": all(fell), "swd_start": meta["swd_start"],
+                     "swd_final": meta["swd_final"], "swd_fell": meta["swd_final"] < meta["swd_start"]})
+    return pd.DataFrame(rows).set_index("model")
