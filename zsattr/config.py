@@ -33,6 +33,14 @@ class Config:
 
 
     # --- real-model zoo (zsattr.zoo) ---
+    zoo_models: tuple[str, ...] = ("dcgan_tconv", "dcgan_bilinear", "vae", "ddpm")  # registry names trained
+    zoo_steps: int = 60  # base optimisation steps per model (scaled by each model's step_weight)
+    zoo_batch_size: int = 16  # images per training step
+    zoo_width: int = 8  # base channel width of every zoo network
+    zoo_train_crops: int = 512  # fixed training set: crops drawn once from the photo pool's train split
+    zoo_n_samples: int = 32  # lossless PNG samples written per model
+    zoo_ddim_steps: int = 10  # DDIM steps when sampling the diffusion models
+    zoo_checkpoint_every: int = 50  # steps between atomic training checkpoints
 
 
     # --- last-block experiment (zsattr.lastblock) ---
@@ -59,6 +67,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # real-model zoo
+        zoo_models=("dcgan_tconv", "dcgan_bilinear", "vae", "ddpm"),
+        zoo_steps=160,
+        zoo_width=8,
+        zoo_n_samples=32,
 
 
         # last-block experiment
@@ -73,6 +85,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # real-model zoo
+        zoo_models=("dcgan_tconv", "dcgan_tconv_seed1", "dcgan_nearest", "dcgan_bilinear",
+                    "dcgan_pixelshuffle", "lsgan_tconv", "wgangp_nearest", "sngan_resnet",
+                    "stylegan_mini", "transgan", "vae", "vae_seed1", "beta_vae", "glow", "ddpm", "ldm"),
+        zoo_steps=200,
+        zoo_width=16,
+        zoo_train_crops=4096,
+        zoo_n_samples=128,
+        zoo_ddim_steps=10,
+        zoo_checkpoint_every=100,
 
 
         # last-block experiment
@@ -88,6 +109,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # real-model zoo
+        zoo_models=("dcgan_tconv", "dcgan_tconv_seed1", "dcgan_nearest", "dcgan_bilinear",
+                    "dcgan_pixelshuffle", "lsgan_tconv", "wgangp_nearest", "sngan_resnet",
+                    "stylegan_mini", "transgan", "vae", "vae_seed1", "beta_vae", "glow", "ddpm", "ldm"),
+        zoo_steps=20000,
+        zoo_batch_size=64,
+        zoo_width=64,
+        zoo_train_crops=50000,
+        zoo_n_samples=1000,
+        zoo_ddim_steps=50,
+        zoo_checkpoint_every=500,
 
 
         # last-block experiment

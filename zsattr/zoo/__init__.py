@@ -1,0 +1,21 @@
+"""The real-model zoo: generative models of the paper's families (GANs, VAEs, a flow,
+diffusion, a transformer GAN), trained from scratch on the bundled photos, each leaving a
+folder of lossless PNG samples with a `metadata.json`.
+
+Public API:
+    REGISTRY / entry(name)          the registry (name -> builder, family, upsampling, ...)
+    build_zoo(cfg) -> Path          samples folder (one sub-folder per model), built or cached
+    zoo_artefact(cfg)               the cached artefact (samples/, weights/, zoo.json)
+    load_generator(cfg, name)       a trained model (a plain nn.Module) to sample more from
+    sample(model, n, seed)          (n, 3, H, W) images in [-1, 1]
+    model_table(folder)             one row per model folder, from its metadata.json
+    progress_table(folder)          per model: did its monitored losses and its SWD to real crops fall
+"""
+
+from .build import build_zoo, load_generator, model_seed, model_steps, zoo_artefact
+from .registry import REGISTRY, ZooEntry, entry, training_order
+from .samples import draw as sample
+from .table import model_table, progress_table, registry_table
+
+__all__ = ["REGISTRY", "ZooEntry", "build_zoo", "entry", "load_generator", "model_seed",
+           "model_steps", "model_table", "progress_table", "registry_table", "sample", "training_order", "zoo_artefact"]
