@@ -74,7 +74,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         image_size=32,
         n_spectrum_crops=64,
         # synthetic bank and fingerprints
-        synth_codes=6, synth_seeds=1, synth_steps=24, synth_workers=1,
+        synth_codes=6, synth_seeds=2, synth_steps=24, synth_workers=1,
         residual_extractor="highpass", dncnn_depth=4, dncnn_width=16, dncnn_steps=30,
 
 

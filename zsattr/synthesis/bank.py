@@ -264,27 +264,36 @@ class Bank:
     def codes(self) -> list[ArchCode]:
         return sorted({c for c, _ in self.entries})
 
+    def fresh_model(self, i: int) -> SynModel:
+        """A new module with model i's trained weights, eval mode (gradients as by default)."""
+        code, seed = self.entries[i]
+        model = SynModel(code)
+        model.load_state_dict(self._states[f"{code}:{seed}"])
+        return model.eval()
+
     def model(self, i: int) -> SynModel:
         """Model i in eval mode with gradients off (built once, then kept)."""
         if i not in self._models:
-            code, seed = self.entries[i]
-            model = SynModel(code)
-            model.load_state_dict(self._states[f"{code}:{seed}"])
-            model.eval().requires_grad_(False)
-            self._models[i] = model
+            if torch.is_inference_mode_enabled():
+                with torch.inference_mode(False):
+                    self._models[i] = self.fresh_model(i).requires_grad_(False)
+            else:
+                self._models[i] = self.fresh_model(i).requires_grad_(False)
         return self._models[i]
 
     def apply(self, i: int, images: torch.Tensor) -> torch.Tensor:
         """Fingerprinted copies of `images` (B, 3, H, W) in [0, 1] by model i."""
+        model = self.model(i)
         with torch.inference_mode():
-            return self.model(i)(images)
+            return model(images)
 
     def apply_pk(self, indices: Sequence[int], images: torch.Tensor) -> torch.Tensor:
         """images (P, K, 3, H, W): row p goes through model indices[p]; each model called once."""
         if images.dim() != 5 or images.shape[0] != len(indices):
             raise ValueError(f"expected images (P={len(indices)}, K, 3, H, W), got {tuple(images.shape)}")
+        models = [self.model(i) for i in indices]
         with torch.inference_mode():
-            return torch.stack([self.model(i)(images[p]) for p, i in enumerate(indices)])
+            return torch.stack([m(images[p]) for p, m in enumerate(models)])
 
     def label_of(self, i: int) -> str:
         code, seed = self.entries[i]
@@ -319,3 +328,48 @@ def load_bank(cfg, store: ArtefactStore | None = None) -> Bank:
     bank.built_seconds = float(art.manifest.get("build_seconds", math.nan))
     bank.built_now = art.built_now
     return bank
+
+
+def benchmark_application(bank: Bank, size: int, n_models: int = 8, k: int = 32,
+                          repeats: int = 3, seed: int = 0) -> dict:
+    """Images/s of `apply_pk` vs `apply_authors_way` on the same models and images.
+
+    Models are spread over the bank (every len/n-th); images are random in [0, 1] (the cost
+    does not depend on content). Best of `repeats` for each path, after one warm-up.
+    """
+    import time
+
+    idx = [round(i * (len(bank) - 1) / max(n_models - 1, 1)) for i in range(min(n_models, len(bank)))]
+    images = torch.rand(len(idx), k, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+    slow_models = [bank.fresh_model(i) for i in idx]  # autograd on, as in the authors' code
+
+    def slow():
+        return torch.stack([apply_authors_way(m, images[p]) for p, m in enumerate(slow_models)])
+
+    def fast():
+        return bank.apply_pk(idx, images)
+
+    times, outs = {}, {}
+    for name, fn in (("slow", slow), ("fast", fast)):
+        outs[name] = fn()
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        times[name] = best
+    n = len(idx) * k
+    return {"models": len(idx), "k": k, "slow_images_per_s": n / times["slow"],
+            "fast_images_per_s": n / times["fast"], "speedup": times["slow"] / times["fast"],
+            "max_abs_diff": float((outs["slow"].detach() - outs["fast"]).abs().max())}
+
+
+def fingerprint_batch(bank: Bank, indices: Sequence[int], images: torch.Tensor, extractor) -> torch.Tensor:
+    """P models x K crops -> extractor inputs (P*K, 3, H, W): model indices[p] fingerprints
+    row p of `images` (P, K, 3, H, W), then residual -> |DFT| (`fingerprint.extractor_input`).
+    Labels for the result: `torch.tensor(indices).repeat_interleave(K)`."""
+    from .. import fingerprint
+
+    out = bank.apply_pk(indices, images)
+    return fingerprint.extractor_input(out.flatten(0, 1), extractor)
