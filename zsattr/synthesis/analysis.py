@@ -40,8 +40,11 @@ def model_spectra(bank: Bank, crops: torch.Tensor, extractor, batch: int = 64) -
     out = {"log2d": [], "radial_db": [], "power2d": []}
 
     def add(target, res):
-        power = fingerprint.power_spectrum(res).mean(axis=(0, 1))
-        target["log2d"].append(fingerprint.log_spectrum(res))
+        # one FFT for both views: mean power (radial, peaks) and mean log-magnitude (display)
+        x = res.double()
+        mag = torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True)).abs()
+        power = mag.pow(2).mean(dim=(0, 1)).numpy()
+        target["log2d"].append(np.fft.fftshift(torch.log(mag + 1e-8).mean(dim=(0, 1)).numpy()))
         target["power2d"].append(power)
         target["radial_db"].append(10 * np.log10(fingerprint.radial_profile(power) + 1e-12))
 
@@ -133,7 +136,7 @@ def periodic_peak_db(power2d: np.ndarray, period: int = 4) -> np.ndarray:
             u, v = a * h // period, b * w // period
             ring = [power2d[:, (u + du) % h, (v + dv) % w] for du in (-1, 0, 1) for dv in (-1, 0, 1)
                     if du or dv]
-            ratios.append(10 * np.log10(power2d[:, u, v] / np.median(np.stack(ring), axis=0)))
+            ratios.append(10 * np.log10((power2d[:, u, v] + 1e-20) / (np.median(np.stack(ring), axis=0) + 1e-20)))
     return np.mean(ratios, axis=0)
 
 
