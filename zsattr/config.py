@@ -30,6 +30,24 @@ class Config:
     n_spectrum_crops: int = 64  # crops averaged for the pool's mean spectrum (notebook 00)
 
     # --- synthetic bank and fingerprints (zsattr.synthesis, zsattr.fingerprint) ---
+    synth_codes: int = 6  # architectures in the bank: 0 = all 288, else a coverage-spread subset
+    synth_seeds: int = 1  # training seeds per architecture (seeds 0..n-1)
+    synth_train_size: int = 16  # crop side the bank trains on (models are fully convolutional)
+    synth_batch: int = 8  # crops per model per training step
+    synth_steps: int = 24  # step budget per model (Adam, cosine decay)
+    synth_lr: float = 1e-2  # Adam learning rate at the start of the cosine decay
+    synth_eta: float = 0.005  # paper's eta: a model stops once its eval MSE <= eta
+    synth_check_every: int = 8  # steps between eta checks
+    synth_pool_crops: int = 1024  # real train-split crops the bank draws its batches from
+    synth_workers: int = 1  # processes training the bank (1 = in this process)
+    residual_extractor: str = "highpass"  # default noise residual: highpass | dncnn
+    highpass_kernel: int = 3  # box size of the fixed high-pass residual (odd)
+    dncnn_depth: int = 4  # DnCNN conv layers (paper: 17)
+    dncnn_width: int = 16  # DnCNN feature channels (paper: 64)
+    dncnn_steps: int = 30  # DnCNN training steps (Gaussian denoising of real crops)
+    dncnn_batch: int = 8  # DnCNN crops per step
+    dncnn_crop: int = 24  # DnCNN training crop side
+    dncnn_sigma_max: float = 0.1  # noise std drawn uniformly in [0, this] per training crop
 
 
     # --- real-model zoo (zsattr.zoo) ---
@@ -64,6 +82,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         image_size=32,
         n_spectrum_crops=64,
         # synthetic bank and fingerprints
+        synth_codes=6, synth_seeds=2, synth_steps=24, synth_workers=1,
+        residual_extractor="highpass", dncnn_depth=4, dncnn_width=16, dncnn_steps=30,
 
 
         # real-model zoo
@@ -82,6 +102,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         image_size=64,
         n_spectrum_crops=1024,
         # synthetic bank and fingerprints
+        synth_codes=0, synth_seeds=2, synth_steps=32, synth_workers=2,
+        residual_extractor="highpass", dncnn_depth=6, dncnn_width=24, dncnn_steps=150,
 
 
         # real-model zoo
@@ -106,6 +128,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         photo_downscale=1.0,
         n_spectrum_crops=4096,
         # synthetic bank and fingerprints
+        synth_codes=0, synth_seeds=20, synth_train_size=128, synth_batch=16, synth_steps=2000,
+        synth_lr=1e-3, synth_check_every=50, synth_pool_crops=20000, synth_workers=1,
+        residual_extractor="dncnn", dncnn_depth=17, dncnn_width=64, dncnn_steps=20000,
+        dncnn_batch=64, dncnn_crop=64,
 
 
         # real-model zoo
