@@ -71,7 +71,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # last-block experiment
-        lastblock_steps=150, lastblock_n_crops=1024,
+        lastblock_steps=150, lastblock_n_crops=512, lastblock_n_test_images=128,
 
 
     ),
@@ -86,7 +86,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # last-block experiment
-        lastblock_steps=600, lastblock_n_crops=4096, lastblock_n_train_images=1024, lastblock_n_test_images=512,
+        lastblock_steps=400, lastblock_n_crops=4096, lastblock_n_train_images=1024, lastblock_n_test_images=512,
 
 
     ),

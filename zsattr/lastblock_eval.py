@@ -144,3 +144,40 @@ def flip_figure(results: dict):
     ax.legend(fontsize=7, loc="center right")
     fig.tight_layout()
     return fig
+
+
+def sources(m1: Generator, m2: Generator, k: int = 2) -> dict[str, Generator]:
+    """The models shown side by side: the pair, and its two compositions at `k`."""
+    return {"M1": m1, "M2": m2, f"CM1 k={k}": compose_last(m1, m2, k), f"CM2 k={k}": compose_last(m2, m1, k)}
+
+
+def sample_sheet(pairs: dict, n: int = 6, seed: int = 1, k: int = 2):
+    """Images (channels last) and titles: `n` per model of `sources`, for every pair."""
+    images, titles = [], []
+    for ups, (m1, m2) in pairs.items():
+        for name, model in sources(m1, m2, k).items():
+            images += list(sample(model, n, seed).permute(0, 2, 3, 1).numpy())
+            titles += [f"{ups} {name}"] + [""] * (n - 1)
+    return images, titles
+
+
+def residual_spectra(pairs: dict, n: int = 256, seed: int = 1, k: int = 2):
+    """Mean log |DFT| of the high-pass residual per model of `sources` (the fingerprints)."""
+    from .spectra import log_magnitude_spectrum
+
+    spectra, titles = [], []
+    for ups, (m1, m2) in pairs.items():
+        for name, model in sources(m1, m2, k).items():
+            images = highpass_residual(sample(model, n, seed)).permute(0, 2, 3, 1).numpy()
+            spectra.append(log_magnitude_spectrum(images))
+            titles.append(f"{ups} {name}")
+    return spectra, titles
+
+
+def metrics(results: dict) -> dict:
+    """The report's metrics: nested by upsampling type, then k (as a string key)."""
+    return {
+        "test1_accuracy": {ups: r["test1_accuracy"] for ups, r in results.items()},
+        "flip_rate": {ups: {str(k): v for k, v in r["flip_rate"].items()} for ups, r in results.items()},
+        "control_flip_rate": {ups: r["control_flip_rate"] for ups, r in results.items()},
+    }
