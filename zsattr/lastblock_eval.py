@@ -81,16 +81,20 @@ def run_pair(m1: Generator, m2: Generator, n_train: int, n_test: int, seed: int,
 
 
 def results_table(results: dict):
-    """One row per (upsampling, k): measured flip rate beside the paper's; Test I per pair."""
+    """One row per (upsampling, swap): measured flip rate beside the paper's, and its two
+    halves (CM1's and CM2's share given to their donor), which expose a one-sided bias."""
     import pandas as pd
 
     rows = []
     for ups, res in results.items():
+        share = res["share_m2"]
         for k, flip in res["flip_rate"].items():
             rows.append({"upsampling": ups, "swapped": f"last {k}", "flip_rate": flip,
-                         "paper_flip_rate": PAPER_FLIP[ups].get(k, float("nan"))})
+                         "paper_flip_rate": PAPER_FLIP[ups].get(k, float("nan")),
+                         "CM1_to_donor": share[f"CM1 k={k}"], "CM2_to_donor": 1 - share[f"CM2 k={k}"]})
         rows.append({"upsampling": ups, "swapped": "first (control)",
-                     "flip_rate": res["control_flip_rate"], "paper_flip_rate": float("nan")})
+                     "flip_rate": res["control_flip_rate"], "paper_flip_rate": float("nan"),
+                     "CM1_to_donor": share["CM1 first"], "CM2_to_donor": 1 - share["CM2 first"]})
     return pd.DataFrame(rows).set_index(["upsampling", "swapped"])
 
 
