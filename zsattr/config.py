@@ -62,6 +62,15 @@ class Config:
 
 
     # --- last-block experiment (zsattr.lastblock) ---
+    lastblock_width: int = 64  # channels of the 4x4 block; halved per up-block, never below 16
+    lastblock_z_dim: int = 64  # latent size of the ProGAN-like generators
+    lastblock_steps: int = 200  # training steps per GAN (4 GANs: 2 pairs x 2 seeds)
+    lastblock_batch: int = 32  # training batch (real crops and fakes)
+    lastblock_lr: float = 2e-4  # Adam learning rate of generator and discriminator
+    lastblock_n_crops: int = 2048  # real training crops drawn once from the train split
+    lastblock_ckpt_every: int = 100  # steps between atomic training checkpoints
+    lastblock_n_train_images: int = 256  # images per model to train the spectrum classifier
+    lastblock_n_test_images: int = 256  # held-out images per model and per composed model
 
 
 
@@ -94,6 +103,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # last-block experiment
+        lastblock_steps=150, lastblock_n_crops=512, lastblock_n_test_images=128,
 
 
     ),
@@ -119,6 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # last-block experiment
+        lastblock_steps=400, lastblock_n_crops=4096, lastblock_n_train_images=1024, lastblock_n_test_images=512,
 
 
     ),
@@ -148,6 +159,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # last-block experiment
+        lastblock_width=256, lastblock_z_dim=128, lastblock_steps=20000, lastblock_batch=64, lastblock_n_crops=50000, lastblock_ckpt_every=1000, lastblock_n_train_images=5000, lastblock_n_test_images=2000,
 
 
     ),
