@@ -38,3 +38,10 @@ def test_tables_and_figures_carry_provenance(monkeypatch, tmp_path):
     assert Image.open(png).text["preset"] == "cpu"
     prov = json.loads((tmp_path / "figures" / "provenance.json").read_text())
     assert set(prov) == {"t.csv", "t.md", "f.png"} and prov["f.png"]["notebook"] == "99_demo"
+
+
+def test_markdown_table_keeps_an_unnamed_index_but_not_a_range_index():
+    labelled = pd.DataFrame({"v": [1.0]}, index=["K=0"])
+    assert "| K=0 | 1.000 |" in report.markdown_table(labelled)
+    plain = pd.DataFrame({"v": [1.0]})
+    assert report.markdown_table(plain).splitlines()[0] == "| v |"

@@ -20,14 +20,19 @@ TRACKED_PACKAGES = (
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """HEAD's hash, suffixed '+dirty' when tracked files differ; 'unknown' outside git."""
+    """HEAD's hash, suffixed '+dirty' when tracked source files differ; 'unknown' outside git.
+
+    The run's own outputs (figures/, reports/) do not count: a `cpu` run rewrites the committed
+    figures, and that must not mark the commit that produced them as dirty.
+    """
     try:
         root = repo_root()
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":!figures", ":!reports"],
                                cwd=root, capture_output=True, text=True, timeout=10)
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError, RuntimeError):

@@ -35,7 +35,10 @@ def _jsonable(value: Any) -> Any:
 
 def markdown_table(df, floatfmt: str = ".3f") -> str:
     """A pandas DataFrame as a GitHub Markdown table (no `tabulate` dependency)."""
-    frame = df.reset_index() if df.index.name or getattr(df.index, "names", [None])[0] else df
+    import pandas as pd
+
+    # Keep the index as columns unless it is the default 0..n-1 (unnamed levels get names).
+    frame = df if isinstance(df.index, pd.RangeIndex) else df.reset_index()
     cols = [str(c) for c in frame.columns]
 
     def cell(v: Any) -> str:

@@ -27,6 +27,7 @@ class NotebookResult:
     status: str  # "ok" | "failed"
     output: Path
     error: str = ""
+    finished: str = ""
 
 
 def discover(folder: Path | None = None) -> list[Path]:
@@ -69,7 +70,8 @@ def run_chain(preset: str, only: list[str] | None = None, start: str | None = No
                                        progress_bar=False, report_mode=False)
         except Exception as exc:  # papermill's own error, a dead kernel, a bad parameter...
             status, error = "failed", f"{type(exc).__name__}: {str(exc)[:2000]}"
-        result = NotebookResult(nb.stem, round(time.perf_counter() - started, 2), status, output, error)
+        result = NotebookResult(nb.stem, round(time.perf_counter() - started, 2), status, output, error,
+                                provenance.now_iso())
         results.append(result)
         _write_timings(timings_path, preset, results)
         if on_result:
@@ -86,7 +88,7 @@ def _write_timings(path: Path, preset: str, results: list[NotebookResult]) -> No
     previous = json.loads(path.read_text()).get("notebooks", {}) if path.exists() else {}
     for r in results:
         previous[r.notebook] = {"seconds": r.seconds, "status": r.status,
-                                "git_commit": provenance.git_commit(), "finished": provenance.now_iso()}
+                                "git_commit": provenance.git_commit(), "finished": r.finished}
     atomic.write_json(path, {
         "preset": preset,
         "notebooks": dict(sorted(previous.items())),

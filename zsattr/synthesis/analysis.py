@@ -165,7 +165,9 @@ def by_digit(table: pd.DataFrame, columns) -> pd.DataFrame:
         g.index = [f"{d}={v}" for v in g.index]
         g["n_models"] = table.groupby(d).size().values
         frames.append(g)
-    return pd.concat(frames)
+    out = pd.concat(frames)
+    out.index.name = "component"
+    return out
 
 
 def block_swap_influence(bank: Bank, crops: torch.Tensor, extractor) -> pd.DataFrame:
