@@ -23,7 +23,6 @@ coefficients do not weigh more); the corners beyond Nyquist (r > 1/2) are left o
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +71,7 @@ class DnCNN(nn.Module):
 
 def train_dncnn(cfg, crops: torch.Tensor, seed: int = 0) -> tuple[DnCNN, list[float]]:
     """Gaussian denoising of real crops: minimise |DnCNN(x + n) - n|^2, sigma ~ U[0, max]."""
-    from tqdm.auto import tqdm
+    from .progress import progress
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -81,7 +80,7 @@ def train_dncnn(cfg, crops: torch.Tensor, seed: int = 0) -> tuple[DnCNN, list[fl
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.dncnn_steps, eta_min=1e-4)
     losses = []
     model.train()
-    for _ in tqdm(range(cfg.dncnn_steps), desc="DnCNN", disable=not sys.stderr.isatty()):
+    for _ in progress(range(cfg.dncnn_steps), desc="DnCNN"):
         x = crops[torch.randint(len(crops), (cfg.dncnn_batch,), generator=gen)]
         sigma = torch.rand(len(x), 1, 1, 1, generator=gen) * cfg.dncnn_sigma_max
         noise = torch.randn(x.shape, generator=gen) * sigma

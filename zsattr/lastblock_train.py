@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -66,7 +65,7 @@ def train_gan(cfg: Config, upsampling: str, member: str, data: torch.Tensor, ckp
     Returns the generator (on the CPU) and a log: seed, steps, final losses, wall seconds.
     `stop_after=t` raises `Interrupted` right after step t's checkpoint decision, as a kill would.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress
 
     seed = model_seed(cfg.seed, upsampling, member)
     device = resolve_device(cfg.device)
@@ -86,7 +85,7 @@ def train_gan(cfg: Config, upsampling: str, member: str, data: torch.Tensor, ckp
     _optimiser_to(opt_d, device)
     started = time.perf_counter()
     steps = range(start, cfg.lastblock_steps)
-    for step in tqdm(steps, desc=f"{upsampling} {member}", disable=not sys.stderr.isatty()):
+    for step in progress(steps, desc=f"{upsampling} {member}"):
         rng = torch.Generator().manual_seed(seed * 1_000_003 + step)
         real = data[torch.randint(len(data), (cfg.lastblock_batch,), generator=rng)]
         flip = torch.rand(len(real), generator=rng) < 0.5

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +189,7 @@ def training_crops(cfg) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_bank(cfg, work_dir: Path, workers: int | None = None) -> tuple[dict, list[dict]]:
     """Train (or resume) the whole bank; returns ({'code:seed': state}, report rows)."""
-    from tqdm.auto import tqdm
+    from ..progress import progress
 
     work_dir = Path(work_dir)
     st = TrainSettings.from_config(cfg)
@@ -222,8 +221,7 @@ def train_bank(cfg, work_dir: Path, workers: int | None = None) -> tuple[dict, l
         return states, rows
     crops, valid = training_crops(cfg)
     workers = cfg.synth_workers if workers is None else workers
-    bar = tqdm(total=sum(len(s) for _, s in todo), desc="synthetic bank", unit="model",
-               disable=not sys.stderr.isatty())
+    bar = progress(total=sum(len(s) for _, s in todo), desc="synthetic bank", unit="model")
     if workers <= 1:
         for code, seeds in todo:
             keep(code, seeds, train_group(code, seeds, crops, valid, st))

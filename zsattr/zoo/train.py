@@ -10,7 +10,6 @@ after its checkpoint at step `s` and resumed there makes the same updates as one
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ def train(model: ZooModel, data: torch.Tensor, steps: int, batch_size: int, seed
     every `checkpoint_every` steps and at the end; an existing checkpoint is resumed from.
     `on_step(step)` runs after each step (tests use it to simulate a kill).
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress
 
     work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = work_dir / CHECKPOINT
@@ -71,7 +70,7 @@ def train(model: ZooModel, data: torch.Tensor, steps: int, batch_size: int, seed
                            "history": result.history, "step": done,
                            "seconds": result.seconds + time.perf_counter() - started}, ckpt_path)
 
-    bar = tqdm(range(result.resumed_from, steps), disable=not sys.stderr.isatty(), leave=False)
+    bar = progress(range(result.resumed_from, steps))
     for s in bar:
         torch.manual_seed(step_seed(seed, s))
         idx = torch.randint(len(data), (batch_size,), device=device)
