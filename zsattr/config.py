@@ -61,6 +61,12 @@ class Config:
     zoo_checkpoint_every: int = 50  # steps between atomic training checkpoints
 
 
+    # --- FFD and diversity (zsattr.ffd) ---
+    ffd_images: int = 8  # images per model averaged into its radial-spectrum vector
+    ffd_bootstrap: int = 20  # bootstrap draws for every FFD / coverage interval
+    ffd_coverage_k: int = 3  # k of the k-nearest-neighbour balls in the coverage metric
+    ffd_fewer_steps: tuple[int, ...] = (8,)  # extra banks trained with these step budgets
+
     # --- last-block experiment (zsattr.lastblock) ---
     lastblock_width: int = 64  # channels of the 4x4 block; halved per up-block, never below 16
     lastblock_z_dim: int = 64  # latent size of the ProGAN-like generators
@@ -102,6 +108,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         zoo_n_samples=32,
 
 
+        # FFD and diversity
+        ffd_images=8, ffd_bootstrap=20, ffd_fewer_steps=(8,),
         # last-block experiment
         lastblock_steps=150, lastblock_n_crops=512, lastblock_n_test_images=128,
 
@@ -128,6 +136,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         zoo_checkpoint_every=100,
 
 
+        # FFD and diversity
+        ffd_images=24, ffd_bootstrap=200, ffd_fewer_steps=(8, 16),
         # last-block experiment
         lastblock_steps=400, lastblock_n_crops=4096, lastblock_n_train_images=1024, lastblock_n_test_images=512,
 
@@ -158,6 +168,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         zoo_checkpoint_every=500,
 
 
+        # FFD and diversity
+        ffd_images=100, ffd_bootstrap=1000, ffd_fewer_steps=(200, 1000),
         # last-block experiment
         lastblock_width=256, lastblock_z_dim=128, lastblock_steps=20000, lastblock_batch=64, lastblock_n_crops=50000, lastblock_ckpt_every=1000, lastblock_n_train_images=5000, lastblock_n_test_images=2000,
 
