@@ -24,7 +24,7 @@ from . import atomic
 from .cache import ArtefactStore
 from .config import Config, resolve_device
 from .lastblock import UPSAMPLINGS, Discriminator, Generator
-from .photos import PhotoPool, to_tensor
+from .photos import gan_training_crops
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ def model_seed(seed: int, upsampling: str, member: str) -> int:
 
 def real_crops(cfg: Config) -> torch.Tensor:
     """The fixed training set: `lastblock_n_crops` train-split crops in [-1, 1], (N, 3, S, S)."""
-    pool = PhotoPool.from_config(cfg)
-    crops = pool.sample_crops(cfg.lastblock_n_crops, cfg.image_size, "train", rng=cfg.seed + 4000)
-    return to_tensor(crops) * 2 - 1
+    return gan_training_crops(cfg, cfg.lastblock_n_crops, cfg.seed + 4000)
 
 
 def new_models(cfg: Config, upsampling: str, seed: int) -> tuple[Generator, Discriminator]:

@@ -242,6 +242,13 @@ class PhotoPool:
         return crops
 
 
+def gan_training_crops(cfg, n: int, seed: int):
+    """A fixed training set for generative models: `n` train-split crops at cfg.image_size,
+    as a torch (n, 3, S, S) tensor in [-1, 1] (the range of a tanh output)."""
+    pool = PhotoPool.from_config(cfg)
+    return to_tensor(pool.sample_crops(n, cfg.image_size, "train", rng=seed)) * 2 - 1
+
+
 def to_tensor(crops: np.ndarray):
     """(N, H, W, 3) float array -> torch (N, 3, H, W) float32 tensor."""
     import torch

@@ -24,7 +24,7 @@ import torch
 from .. import atomic
 from ..cache import Artefact, ArtefactStore
 from ..config import Config, resolve_device
-from ..photos import PhotoPool, to_tensor
+from ..photos import gan_training_crops
 from . import samples, train
 from .registry import REGISTRY, entry, training_order
 
@@ -48,9 +48,7 @@ def model_steps(cfg: Config, name: str) -> int:
 
 def training_crops(cfg: Config) -> torch.Tensor:
     """The fixed training set shared by every zoo model: train-split crops in [-1, 1]."""
-    pool = PhotoPool.from_config(cfg)
-    crops = pool.sample_crops(cfg.zoo_train_crops, cfg.image_size, "train", rng=cfg.seed + 4)
-    return to_tensor(crops) * 2 - 1
+    return gan_training_crops(cfg, cfg.zoo_train_crops, cfg.seed + 4)
 
 
 def build_model(cfg: Config, name: str, trained: dict | None = None):
