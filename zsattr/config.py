@@ -78,6 +78,15 @@ class Config:
     lastblock_n_train_images: int = 256  # images per model to train the spectrum classifier
     lastblock_n_test_images: int = 256  # held-out images per model and per composed model
 
+    # --- extractor training (zsattr.extractor, zsattr.train, zsattr.extractor_stage) ---
+
+
+    # --- zero-shot evaluation (zsattr.protocols, zsattr.baselines, zsattr.perturb) ---
+
+
+    # --- LoRA tracing (zsattr.lora) ---
+
+
 
 
     def replace(self, **overrides: Any) -> "Config":
@@ -112,6 +121,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         ffd_images=8, ffd_bootstrap=20, ffd_fewer_steps=(8,),
         # last-block experiment
         lastblock_steps=150, lastblock_n_crops=512, lastblock_n_test_images=128,
+        # extractor training
+
+
+        # zero-shot evaluation
+
+
+        # LoRA tracing
+
 
 
     ),
@@ -140,6 +157,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         ffd_images=24, ffd_bootstrap=200, ffd_fewer_steps=(8, 16),
         # last-block experiment
         lastblock_steps=400, lastblock_n_crops=4096, lastblock_n_train_images=1024, lastblock_n_test_images=512,
+        # extractor training
+
+
+        # zero-shot evaluation
+
+
+        # LoRA tracing
+
 
 
     ),
@@ -172,6 +197,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         ffd_images=100, ffd_bootstrap=1000, ffd_fewer_steps=(200, 1000),
         # last-block experiment
         lastblock_width=256, lastblock_z_dim=128, lastblock_steps=20000, lastblock_batch=64, lastblock_n_crops=50000, lastblock_ckpt_every=1000, lastblock_n_train_images=5000, lastblock_n_test_images=2000,
+        # extractor training
+
+
+        # zero-shot evaluation
+
+
+        # LoRA tracing
+
 
 
     ),
