@@ -1,4 +1,4 @@
-"""Command line: `zsattr reproduce`, `zsattr presets`, `zsattr scan`."""
+"""Command line: `zsattr reproduce`, `zsattr presets`, `zsattr train-extractor`, `zsattr scan`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,50 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_overrides(pairs: list[str]) -> dict:
+    """`key=value` strings -> config overrides; values are JSON where they parse ("4", "true",
+    "0.5", '["a","b"]'), plain strings otherwise; lists become tuples."""
+    import json
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return out
+
+
+def _cmd_train_extractor(args: argparse.Namespace) -> int:
+    """Also the entry point under `torchrun --nproc_per_node N` (one process per GPU/CPU slot)."""
+    import json
+
+    from .config import resolve
+    from .distributed import init_from_env, shutdown
+    from .extractor_stage import train_extractor
+
+    try:
+        cfg = resolve(args.preset, **_parse_overrides(args.set))
+    except (KeyError, ValueError) as exc:
+        print(f"zsattr train-extractor: {exc}", file=sys.stderr)
+        return 2
+    from .config import resolve_device
+
+    info = init_from_env(resolve_device(cfg.device))
+    try:
+        trained = train_extractor(cfg.replace(device=info.device), space=args.space, steps=args.steps,
+                                  rank=info.rank, world_size=info.world_size)
+    finally:
+        shutdown(info)
+    if info.rank == 0:
+        print(json.dumps({**trained.summary, "artefact": str(trained.path)}, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zsattr", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -73,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("presets", help="print every preset's configuration")
     pre.add_argument("--markdown", action="store_true", help="as the Markdown table in the README")
     pre.set_defaults(func=_cmd_presets)
+
+    tex = sub.add_parser("train-extractor", help="train (or reuse) the cached fingerprint extractor; "
+                         "run it under `torchrun --nproc_per_node N` to train on N processes")
+    tex.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "paper"])
+    tex.add_argument("--space", default="full", help="model space: full, 'w/o U', 'w/o seed', ...")
+    tex.add_argument("--steps", type=int, default=None, help="override the preset's extractor_steps")
+    tex.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. --set image_size=64")
+    tex.set_defaults(func=_cmd_train_extractor)
 
     scan = sub.add_parser("scan", help="check an image folder (one sub-folder per source)")
     scan.add_argument("folder")

@@ -79,6 +79,20 @@ class Config:
     lastblock_n_test_images: int = 256  # held-out images per model and per composed model
 
     # --- extractor training (zsattr.extractor, zsattr.train, zsattr.extractor_stage) ---
+    extractor_backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50 (trained from scratch)
+    extractor_steps: int = 30  # optimisation steps of the main (full-space) extractor
+    extractor_p: int = 8  # synthetic models per batch (P of P x K)
+    extractor_k: int = 4  # real crops per model per batch (K of P x K)
+    extractor_lr: float = 1e-3  # AdamW peak learning rate (paper: 1e-4 with a pretrained encoder)
+    extractor_weight_decay: float = 0.01  # AdamW weight decay (paper: 0.01)
+    extractor_restart_fraction: float = 0.375  # first cosine cycle as a share of the steps (paper: 15 of 40 epochs)
+    extractor_amp: bool = False  # autocast mixed precision (bf16 on CPU, fp16 on CUDA)
+    extractor_checkpoint_every: int = 10  # steps between atomic training checkpoints
+    extractor_crop_pool: int = 512  # real train-split crops drawn once; the synthetic models fingerprint them
+    extractor_heldout_codes: float = 0.2  # share of architectures held out of training (unseen codes)
+    extractor_heldout_seeds: float = 0.2  # share of the other architectures whose last seed is held out
+    extractor_heldout_images: int = 16  # holdout-photo images fingerprinted per held-out model
+    extractor_eval_k: int = 5  # gallery images per model in the held-out identification check
 
 
     # --- zero-shot evaluation (zsattr.protocols, zsattr.baselines, zsattr.perturb) ---
@@ -122,6 +136,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # last-block experiment
         lastblock_steps=150, lastblock_n_crops=512, lastblock_n_test_images=128,
         # extractor training
+        extractor_backbone="resnet18", extractor_steps=30, extractor_p=8, extractor_k=4,
+        extractor_checkpoint_every=10, extractor_crop_pool=512, extractor_heldout_images=16,
+        extractor_eval_k=5,
 
 
         # zero-shot evaluation
@@ -158,6 +175,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # last-block experiment
         lastblock_steps=400, lastblock_n_crops=4096, lastblock_n_train_images=1024, lastblock_n_test_images=512,
         # extractor training
+        extractor_backbone="resnet50", extractor_steps=900, extractor_p=8, extractor_k=4,
+        extractor_lr=1e-3, extractor_checkpoint_every=100, extractor_crop_pool=4096,
+        extractor_heldout_codes=0.1, extractor_heldout_seeds=0.1, extractor_heldout_images=32,
+        extractor_eval_k=10,
 
 
         # zero-shot evaluation
@@ -198,6 +219,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # last-block experiment
         lastblock_width=256, lastblock_z_dim=128, lastblock_steps=20000, lastblock_batch=64, lastblock_n_crops=50000, lastblock_ckpt_every=1000, lastblock_n_train_images=5000, lastblock_n_test_images=2000,
         # extractor training
+        extractor_backbone="resnet50", extractor_steps=40000, extractor_p=50, extractor_k=4,
+        extractor_lr=1e-4, extractor_amp=True, extractor_checkpoint_every=1000,
+        extractor_crop_pool=50000, extractor_heldout_codes=0.1, extractor_heldout_seeds=0.1,
+        extractor_heldout_images=100, extractor_eval_k=10,
 
 
         # zero-shot evaluation

@@ -66,3 +66,47 @@ def paired_bars(df, columns, ylabel: str, title: str | None = None):
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def training_curves(history, window: int = 0, title: str | None = None):
+    """Loss terms and batch accuracy per step (raw, faint) with a running mean (bold).
+
+    `history`: a DataFrame with columns step, loss, ce, triplet, accuracy, lr. `window` 0 picks
+    about a twentieth of the steps."""
+    import matplotlib.pyplot as plt
+
+    window = window or max(1, len(history) // 20)
+    panels = [("loss", "CE + triplet"), ("ce", "cross-entropy"), ("triplet", "batch-hard triplet"),
+              ("accuracy", "batch accuracy (train classes)"), ("lr", "learning rate")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8))
+    for ax, (col, label) in zip(axes, panels):
+        ax.plot(history["step"], history[col], alpha=0.3, lw=0.8)
+        if col != "lr":
+            ax.plot(history["step"], history[col].rolling(window, min_periods=1).mean(), lw=1.8)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_scatter(points, labels, names=None, title: str | None = None, max_legend: int = 20):
+    """2-D points (N, 2), one colour per label; a legend with `names[label]` if few enough."""
+    import matplotlib.pyplot as plt
+
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    cmap = plt.get_cmap("tab20" if len(classes) <= 20 else "hsv", max(len(classes), 1))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    for j, c in enumerate(classes):
+        sel = labels == c
+        ax.scatter(points[sel, 0], points[sel, 1], s=9, color=cmap(j),
+                   label=str(names[c]) if names is not None else str(c))
+    if len(classes) <= max_legend:
+        ax.legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -101,7 +101,12 @@ def step_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
 class TrainResult:
     steps: int
     seconds: float  # wall time of this call (a resumed run counts only its own part)
-    history: list[dict]
+    history: list[dict]  # one row per step since step 0, including steps of earlier (resumed) calls
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time of all steps, resumed parts included (batch drawing + optimisation)."""
+        return float(sum(h["step_seconds"] for h in self.history))
 
 
 def train(model: nn.Module, source: BatchSource, settings: TrainSettings, work_dir: str | Path,
@@ -128,10 +133,15 @@ def train(model: nn.Module, source: BatchSource, settings: TrainSettings, work_d
     started = time.perf_counter()
     model.train()
     for step in progress(range(start, last), desc="train", initial=start, total=last):
+        t0 = time.perf_counter()
         x, y = source.batch(step_rng(seed, step, rank), settings.p, settings.k)
+        t1 = time.perf_counter()
         result = train_step(ddp_model, optimizer, x.to(device), y.to(device), settings)
         scheduler.step()
-        history.append({"step": step + 1, "lr": optimizer.param_groups[0]["lr"], **asdict(result)})
+        # Wall times per step survive a resume (they live in the history), so the total
+        # training time of a run that was killed and resumed is still their sum.
+        history.append({"step": step + 1, "lr": optimizer.param_groups[0]["lr"], **asdict(result),
+                        "batch_seconds": t1 - t0, "step_seconds": time.perf_counter() - t0})
         done = step + 1
         if done % settings.checkpoint_every == 0 or done == last:
             if rank == 0:

@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+import torch
+
+from zsattr import config, fingerprint
+from zsattr import extractor_stage as es
+from zsattr.cache import ArtefactStore
+from zsattr.extractor_data import CachedPoolSource, ImageSetSource, SyntheticSource, holdout_split
+from zsattr.synthesis import all_codes
+from zsattr.synthesis import bank as bank_mod
+
+
+def _tiny(**kw):
+    base = dict(synth_codes=6, synth_seeds=2, synth_steps=4, synth_train_size=8, synth_batch=4,
+                synth_check_every=2, synth_pool_crops=64, synth_workers=1, image_size=16,
+                extractor_backbone="resnet18", extractor_steps=4, extractor_p=4, extractor_k=2,
+                extractor_checkpoint_every=2, extractor_crop_pool=32, extractor_heldout_images=4,
+                extractor_heldout_codes=0.2, extractor_heldout_seeds=0.3)
+    return config.resolve("smoke", **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tiny_bank(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    return bank_mod.load_bank(_tiny(), ArtefactStore(root)), root
+
+
+ENTRIES = [(c, s) for c in all_codes()[:40] for s in range(3)]
+
+
+@pytest.mark.parametrize("codes,seeds", [(0.1, 0.1), (0.25, 0.0), (0.0, 0.5)])
+def test_holdout_split_partitions_the_bank_and_is_deterministic(codes, seeds):
+    split = holdout_split(ENTRIES, codes, seeds, seed=3)
+    parts = [set(split.train), set(split.unseen_seed), set(split.unseen_code)]
+    assert sum(map(len, parts)) == len(ENTRIES) and set.union(*parts) == set(range(len(ENTRIES)))
+    assert split == holdout_split(ENTRIES, codes, seeds, seed=3)
+    train_codes = {ENTRIES[i][0] for i in split.train}
+    # unseen codes: no seed of theirs was trained; unseen seeds: another seed of the code was
+    assert not {ENTRIES[i][0] for i in split.unseen_code} & train_codes
+    assert {ENTRIES[i][0] for i in split.unseen_seed} <= train_codes
+    assert all(ENTRIES[i][1] == 2 for i in split.unseen_seed)  # the highest seed is held out
+    assert len(split.unseen_code) == 3 * round(codes * 40)
+    assert (len(split.unseen_seed) > 0) == (seeds > 0)
+    assert split != holdout_split(ENTRIES, codes, seeds, seed=4) or codes == seeds == 0
+
+
+def test_holdout_split_rejects_bad_fractions_and_keeps_two_models():
+    with pytest.raises(ValueError, match="code_fraction"):
+        holdout_split(ENTRIES, 1.0, 0.0)
+    tiny = [(c, 0) for c in all_codes()[:3]]
+    split = holdout_split(tiny, 0.1, 0.5)
+    assert len(split.unseen_code) == 1 and split.unseen_seed == () and len(split.train) == 2
+
+
+def test_synthetic_batches_are_p_by_k_and_reproducible(tiny_bank):
+    bank, _ = tiny_bank
+    crops = torch.rand(10, 3, 16, 16)
+    source = SyntheticSource(bank, [0, 2, 3, 5, 7], crops, fingerprint.HighPass(3))
+    x, y = source.batch(np.random.default_rng(0), 3, 4)
+    assert x.shape == (12, 3, 16, 16)
+    rows = y.view(3, 4)  # K consecutive samples per class, P distinct classes
+    assert (rows == rows[:, :1]).all() and len(set(rows[:, 0].tolist())) == 3
+    x2, y2 = source.batch(np.random.default_rng(0), 3, 4)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert (x >= 0).all()  # |DFT|
+    # P larger than the number of classes: every class once
+    _, y3 = source.batch(np.random.default_rng(1), 9, 2)
+    assert sorted(set(y3.tolist())) == list(range(5))
+    with pytest.raises(ValueError, match="at least 2"):
+        SyntheticSource(bank, [1], crops, fingerprint.HighPass(3))
+
+
+def test_a_class_label_means_the_same_model_in_every_batch(tiny_bank):
+    """Class c's inputs must be exactly model indices[c] applied to the chosen crops."""
+    bank, _ = tiny_bank
+    crops = torch.rand(6, 3, 16, 16)
+    residual = fingerprint.HighPass(3)
+    source = SyntheticSource(bank, [4, 1, 6], crops, residual)
+    rng = np.random.default_rng(5)
+    x, y = source.batch(rng, 2, 6)  # K = all crops, so each class shows every crop once
+    for c in set(y.tolist()):
+        expected = fingerprint.extractor_input(bank.apply([4, 1, 6][c], crops), residual)
+        got = x[y == c]
+        assert all(any(torch.allclose(g, e, atol=1e-5) for e in expected) for g in got)
+
+
+def test_cached_pool_draws_from_precomputed_inputs(tiny_bank):
+    bank, _ = tiny_bank
+    source = SyntheticSource(bank, [0, 1, 2], torch.rand(8, 3, 16, 16), fingerprint.HighPass(3))
+    pool = CachedPoolSource(source, per_model=4)
+    assert pool.pool.shape == (3, 4, 3, 16, 16) and pool.nbytes == 3 * 4 * 3 * 16 * 16 * 4
+    x, y = pool.batch(np.random.default_rng(0), 2, 3)
+    assert x.shape == (6, 3, 16, 16)
+    for xi, yi in zip(x, y):
+        assert any(torch.equal(xi, row) for row in pool.pool[yi])
+
+
+def test_image_set_source_balances_classes_and_validates():
+    images = torch.rand(11, 3, 8, 8)
+    labels = [0] * 5 + [1] * 4 + [2] * 2
+    source = ImageSetSource(images, labels, fingerprint.HighPass(3))
+    assert source.n_classes == 3
+    x, y = source.batch(np.random.default_rng(0), 3, 3)  # class 2 has 2 images: drawn with replacement
+    assert x.shape == (9, 3, 8, 8) and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ImageSetSource(images[:3], [0, 0, 0], fingerprint.HighPass(3))
+    with pytest.raises(ValueError, match="empty"):
+        ImageSetSource(images[:3], [0, 2, 2], fingerprint.HighPass(3))
+
+
+def test_settings_follow_the_preset_and_the_paper_schedule():
+    st = es.settings_for(config.resolve("cpu"))
+    assert st.steps == 900 and st.p * st.k == 32 and st.restart_mult == 2
+    assert st.restart_period == round(0.375 * 900) and st.eta_min == pytest.approx(st.lr / 10)
+    assert es.settings_for(config.resolve("cpu"), steps=100).restart_period == 38
+    with pytest.raises(ValueError, match="extractor_k"):
+        es.settings_for(config.resolve("smoke", extractor_k=1))
+
+
+def test_space_indices_apply_the_ablation_subset_to_training_models_only(tiny_bank):
+    bank, _ = tiny_bank
+    split = es.split_of(_tiny(), bank)
+    full = es.space_indices(bank, split, "full")
+    one_seed = es.space_indices(bank, split, "w/o seed")
+    assert full == list(split.train)
+    assert set(one_seed) < set(full) and len({bank.entries[i][0] for i in one_seed}) == len(one_seed)
+    with pytest.raises(ValueError, match="unknown model space"):
+        es.space_indices(bank, split, "w/o everything")
+
+
+def test_stage_trains_caches_and_resumes_to_the_same_weights(tiny_bank, monkeypatch):
+    _, root = tiny_bank
+    cfg = _tiny()
+    store = ArtefactStore(root)
+    real_train = es.train.train
+
+    def killed(*args, **kwargs):  # dies after 2 of 4 steps, like a kill after a checkpoint
+        real_train(*args, **kwargs, stop_after=2)
+        raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(es.train, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        es.train_extractor(cfg, store=store)
+    monkeypatch.setattr(es.train, "train", real_train)
+    resumed = es.train_extractor(cfg, store=store)
+    assert resumed.built_now and resumed.summary["steps"] == 4 and len(resumed.history) == 4
+    assert resumed.summary["samples_per_second"] > 0 and np.isfinite(resumed.summary["final_loss"])
+    straight = es.train_extractor(cfg, store=ArtefactStore(root / "other"))
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+    again = es.train_extractor(cfg, store=store)
+    assert not again.built_now and again.path == resumed.path
+    # the held-out models are not among the training classes
+    assert not set(resumed.train_indices) & set(resumed.split.unseen_code + resumed.split.unseen_seed)
+    inputs, labels = es.heldout_inputs(cfg, load_bank_of(cfg, store), list(resumed.split.unseen_code))
+    assert inputs.shape == (4 * len(resumed.split.unseen_code), 3, 16, 16)
+    assert resumed.model.embed(inputs).shape == (len(inputs), 512) and len(labels) == len(inputs)
+
+
+def load_bank_of(cfg, store):
+    return bank_mod.load_bank(cfg, store)

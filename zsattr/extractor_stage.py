@@ -1,0 +1,181 @@
+"""The cached extractor stage: train (or reuse) the fingerprint extractor for a preset.
+
+`train_extractor(cfg)` trains the ResNet on the synthetic bank minus its held-out models
+(`extractor_data.holdout_split`), P x K batches synthesised on the fly, and caches the
+weights, the per-step log and a summary. `space` picks a named slice of the model space
+(`synthesis.ablation_subsets`: "full", "w/o U", "w/o seed", ...) for the diversity
+ablations; `steps` overrides the preset's budget (ablations may run shorter, and say so).
+
+Under `torchrun --nproc_per_node N` every rank trains in the stage's persistent work
+directory (rank 0 writes the checkpoints), then rank 0 publishes the artefact; the build
+itself only resumes the finished checkpoint, so no step is trained twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import atomic, fingerprint, train
+from .cache import ArtefactStore
+from .config import Config, resolve_device, stage_key
+from .extractor import FingerprintExtractor
+from .extractor_data import HoldoutSplit, SyntheticSource, holdout_split
+from .photos import PhotoPool, to_tensor
+from .synthesis import bank as bank_module
+from .synthesis.bank import Bank, load_bank
+from .synthesis.codes import ablation_subsets
+
+log = logging.getLogger(__name__)
+
+STAGE, VERSION = "extractor", 1
+EXTRACTOR_FIELDS = ("extractor_backbone", "extractor_p", "extractor_k", "extractor_lr",
+                    "extractor_weight_decay", "extractor_restart_fraction", "extractor_amp",
+                    "extractor_checkpoint_every", "extractor_crop_pool", "extractor_heldout_codes",
+                    "extractor_heldout_seeds")
+RESIDUAL_FIELDS = ("residual_extractor", "highpass_kernel") + fingerprint.DNCNN_FIELDS
+FIELDS = ("seed", "image_size") + bank_module.FIELDS + RESIDUAL_FIELDS + EXTRACTOR_FIELDS
+FINAL_SHARE = 0.1  # final_loss is the mean loss over this last share of the steps (one step is noisy)
+
+
+def settings_for(cfg: Config, steps: int | None = None) -> train.TrainSettings:
+    """The preset's training settings; the paper's schedule (T_0 = 15 of 40 epochs, T_mult 2,
+    eta_min = lr / 10) expressed in steps."""
+    steps = cfg.extractor_steps if steps is None else steps
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if cfg.extractor_p < 2 or cfg.extractor_k < 2:
+        raise ValueError("P x K batches need extractor_p >= 2 and extractor_k >= 2 (the triplet "
+                         f"loss needs positives and negatives); got P={cfg.extractor_p}, K={cfg.extractor_k}")
+    return train.TrainSettings(
+        steps=steps, p=cfg.extractor_p, k=cfg.extractor_k, lr=cfg.extractor_lr,
+        weight_decay=cfg.extractor_weight_decay,
+        restart_period=max(1, round(cfg.extractor_restart_fraction * steps)), restart_mult=2,
+        eta_min=cfg.extractor_lr / 10, checkpoint_every=cfg.extractor_checkpoint_every,
+        amp=cfg.extractor_amp)
+
+
+def training_crops(cfg: Config) -> torch.Tensor:
+    """The real crops the synthetic models fingerprint during training (train-split photos)."""
+    pool = PhotoPool.from_config(cfg)
+    return to_tensor(pool.sample_crops(cfg.extractor_crop_pool, cfg.image_size, "train", rng=[cfg.seed, 6]))
+
+
+def split_of(cfg: Config, bank: Bank) -> HoldoutSplit:
+    return holdout_split(bank.entries, cfg.extractor_heldout_codes, cfg.extractor_heldout_seeds, cfg.seed)
+
+
+def split_table(bank: Bank, split: HoldoutSplit) -> pd.DataFrame:
+    """One row per part of the split: models and architectures in it."""
+    parts = {"train": split.train, "unseen seed": split.unseen_seed, "unseen code": split.unseen_code}
+    return pd.DataFrame([{"part": name, "models": len(ix), "architectures": len({bank.entries[i][0] for i in ix})}
+                         for name, ix in parts.items()])
+
+
+def space_indices(bank: Bank, split: HoldoutSplit, space: str) -> list[int]:
+    """Training models of `space` (an ablation subset of the bank's codes), held-out ones excluded."""
+    subsets = ablation_subsets(bank.codes)
+    if space not in subsets:
+        raise ValueError(f"unknown model space {space!r}; choose one of {list(subsets)}")
+    chosen = subsets[space].select([bank.entries[i] for i in split.train])
+    keep = set(chosen)
+    return [i for i in split.train if bank.entries[i] in keep]
+
+
+@dataclass
+class TrainedExtractor:
+    model: FingerprintExtractor  # eval mode, on the CPU
+    history: pd.DataFrame  # one row per step: loss, ce, triplet, accuracy, lr, times
+    summary: dict  # space, steps, n_classes, train_seconds, samples_per_second, final_loss, ...
+    split: HoldoutSplit
+    train_indices: list[int]
+    built_now: bool
+    path: Path
+
+
+def _summary(space: str, settings: train.TrainSettings, n_classes: int, history: list[dict],
+             world_size: int, device: str, backbone: str) -> dict:
+    seconds = float(sum(h["step_seconds"] for h in history))
+    tail = history[-max(1, round(FINAL_SHARE * len(history))):]
+    return {"space": space, "backbone": backbone, "steps": len(history), "n_classes": n_classes,
+            "batch": settings.p * settings.k * world_size, "world_size": world_size, "device": device,
+            "train_seconds": round(seconds, 2),
+            "samples_per_second": round(len(history) * settings.p * settings.k * world_size / seconds, 2),
+            "batch_share": round(sum(h["batch_seconds"] for h in history) / seconds, 4),
+            "final_loss": float(np.mean([h["loss"] for h in tail])),
+            "final_accuracy": float(np.mean([h["accuracy"] for h in tail]))}
+
+
+def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
+                    store: ArtefactStore | None = None, rank: int = 0, world_size: int = 1) -> TrainedExtractor:
+    """Get-or-build the extractor trained on `space` for `steps` (default: the preset's)."""
+    store = store or ArtefactStore()
+    settings = settings_for(cfg, steps)
+    if world_size > 1 and rank != 0:
+        torch.distributed.barrier()  # rank 0 builds the bank (if needed) first
+    bank = load_bank(cfg, store)
+    if world_size > 1 and rank == 0:
+        torch.distributed.barrier()
+    split = split_of(cfg, bank)
+    indices = space_indices(bank, split, space)
+    # world_size is not part of the key: notebook 04 (one process) reuses an extractor that
+    # `torchrun ... zsattr train-extractor` trained; its summary records the world size.
+    extra = {"space": space, "steps": settings.steps}
+    device = resolve_device(cfg.device)
+
+    def fit(work_dir: Path, rank: int, world_size: int):
+        torch.manual_seed(cfg.seed)
+        model = FingerprintExtractor(len(indices), cfg.extractor_backbone)
+        source = SyntheticSource(bank, indices, training_crops(cfg), fingerprint.residual_extractor(cfg))
+        result = train.train(model, source, settings, work_dir, cfg.seed, device, rank, world_size)
+        return model, result
+
+    def build(out_dir: Path, work_dir: Path) -> None:
+        # After a distributed run the checkpoint is complete: this only reloads it (one process).
+        model, result = fit(work_dir, 0, 1) if world_size > 1 else fit(work_dir, rank, world_size)
+        atomic.torch_save(model.cpu().state_dict(), out_dir / "weights.pt")
+        pd.DataFrame(result.history).to_csv(out_dir / "history.csv", index=False)
+        atomic.write_json(out_dir / "summary.json", _summary(
+            space, settings, len(indices), result.history, world_size, device, cfg.extractor_backbone))
+
+    key = stage_key(cfg, STAGE, VERSION, sorted(set(FIELDS)), extra)
+    if world_size > 1 and not store.is_complete(key):
+        fit(store.work_dir(key), rank, world_size)  # all ranks train together; rank 0 checkpoints
+        torch.distributed.barrier()
+    if rank == 0:
+        art = store.get_or_build(cfg, STAGE, VERSION, FIELDS, build, extra)
+    if world_size > 1:
+        torch.distributed.barrier()
+        art = store.load(key) if rank else art
+    return load_trained(art.path, cfg.extractor_backbone, split, indices, art.built_now)
+
+
+def load_trained(path: Path, backbone: str, split: HoldoutSplit, indices: list[int],
+                 built_now: bool = False) -> TrainedExtractor:
+    model = FingerprintExtractor(len(indices), backbone)
+    model.load_state_dict(atomic.torch_load(path / "weights.pt"))
+    return TrainedExtractor(model.eval(), pd.read_csv(path / "history.csv"),
+                            json.loads((path / "summary.json").read_text()), split, indices,
+                            built_now, path)
+
+
+def heldout_images(cfg: Config, n: int) -> torch.Tensor:
+    """`n` crops of the holdout photos (never seen by the bank or the extractor), shared by all
+    held-out models so that only the fingerprint differs between their images."""
+    pool = PhotoPool.from_config(cfg)
+    return to_tensor(pool.sample_crops(n, cfg.image_size, "holdout", rng=[cfg.seed, 7]))
+
+
+def heldout_inputs(cfg: Config, bank: Bank, indices: list[int], residual=None) -> tuple[torch.Tensor, np.ndarray]:
+    """Extractor inputs of `extractor_heldout_images` holdout crops through each model in
+    `indices`; labels are positions in `indices`."""
+    residual = residual or fingerprint.residual_extractor(cfg)
+    crops = heldout_images(cfg, cfg.extractor_heldout_images)
+    inputs = torch.cat([bank_module.fingerprint_batch(bank, [i], crops[None], residual) for i in indices])
+    return inputs, np.repeat(np.arange(len(indices)), len(crops))
