@@ -146,6 +146,7 @@ def test_evaluate_method_tables():
     groups = {"a": "real_training", "b": "real_training", "c": "unseen_family", "d": "unseen_same_family"}
     out = protocols.evaluate_method(x, y, names, groups, protocols.make_pairs(y, 60, seed=0), k=3, draws=2)
     assert out["per_model"][["model", "group"]].values.tolist() == [[n, groups[n]] for n in names]
+    assert out["per_group"]["group"].tolist() == ["real_training", "unseen_same_family", "unseen_family", "all"]
     per_group = out["per_group"].set_index("group")
     assert per_group.loc["real_training", "models"] == 2 and per_group.loc["all", "top1"] == 1.0
     summary = out["summary"].iloc[0]

@@ -30,6 +30,7 @@ import pandas as pd
 from . import atomic
 from .gallery import l2_normalise, split_support_queries, verification_pairs
 from .metrics import attribution as am
+from .splits import GROUPS
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,8 @@ def evaluate_method(features: np.ndarray, labels: np.ndarray, names: Sequence[st
     per_model = result.per_model.reset_index()
     per_model.insert(1, "group", [groups.get(m, "unknown") for m in per_model["model"]])
     per_group = per_model.groupby("group", sort=False)["top1"].agg(["mean", "count"])
+    order = {g: i for i, g in enumerate(GROUPS)}  # the split's order, other group names after it
+    per_group = per_group.iloc[np.argsort([order.get(g, len(order)) for g in per_group.index], kind="stable")]
     per_group.loc["all"] = [per_model["top1"].mean(), len(per_model)]
     per_group = per_group.rename(columns={"mean": "top1", "count": "models"}).astype({"models": int})
     summary = result.summary()
