@@ -96,6 +96,14 @@ class Config:
 
 
     # --- zero-shot evaluation (zsattr.protocols, zsattr.baselines, zsattr.perturb) ---
+    eval_k: int = 5  # support images per model in a gallery entry (paper: 10)
+    eval_draws: int = 3  # seeded support draws; identification reports mean and std over them
+    eval_kshots: tuple[int, ...] = (1, 2, 5, 10)  # k values of the k-shot sweep
+    eval_pairs: int = 400  # verification pairs drawn in each of the calibration and test halves
+    eval_calibration_fraction: float = 0.5  # share of each model's images whose pairs calibrate the threshold
+    eval_unknown_fraction: float = 0.25  # share of models left out of the gallery in the open-set test
+    eval_baseline_train_fraction: float = 0.5  # share of each real-training model's images the baseline trains on
+    eval_batch: int = 64  # images per feature-extraction batch
 
 
     # --- LoRA tracing (zsattr.lora) ---
@@ -142,6 +150,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # zero-shot evaluation
+        eval_k=5, eval_draws=3, eval_kshots=(1, 2, 5, 10), eval_pairs=400,
+        eval_calibration_fraction=0.5, eval_unknown_fraction=0.25, eval_baseline_train_fraction=0.5, eval_batch=64,
 
 
         # LoRA tracing
@@ -182,6 +192,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # zero-shot evaluation
+        eval_k=10, eval_draws=5, eval_kshots=(1, 2, 5, 10, 20), eval_pairs=4000,
+        eval_calibration_fraction=0.5, eval_unknown_fraction=0.25, eval_baseline_train_fraction=0.5, eval_batch=64,
 
 
         # LoRA tracing
@@ -226,6 +238,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # zero-shot evaluation
+        eval_k=10, eval_draws=10, eval_kshots=(1, 2, 5, 10, 20), eval_pairs=10000,
+        eval_calibration_fraction=0.5, eval_unknown_fraction=0.25, eval_baseline_train_fraction=0.5, eval_batch=256,
 
 
         # LoRA tracing
