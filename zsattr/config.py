@@ -80,6 +80,7 @@ class Config:
 
     # --- extractor training (zsattr.extractor, zsattr.train, zsattr.extractor_stage) ---
     extractor_backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50 (trained from scratch)
+    extractor_input: str = "log"  # what the ResNet sees: log (log|DFT|) | raw (|DFT|, the authors' input)
     extractor_steps: int = 30  # optimisation steps of the main (full-space) extractor
     extractor_p: int = 8  # synthetic models per batch (P of P x K)
     extractor_k: int = 4  # real crops per model per batch (K of P x K)

@@ -12,11 +12,16 @@ import torch
 from torch import nn
 
 BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+INPUT_TRANSFORMS = ("raw", "log")
+LOG_EPS = 1e-4  # floor of |DFT| before the log (far below any bin of a real residual's spectrum)
 
 
 class FingerprintExtractor(nn.Module):
-    def __init__(self, n_classes: int, backbone: str = "resnet50", in_channels: int = 3):
+    def __init__(self, n_classes: int, backbone: str = "resnet50", in_channels: int = 3,
+                 input_transform: str = "raw"):
         super().__init__()
+        if input_transform not in INPUT_TRANSFORMS:
+            raise ValueError(f"unknown input transform {input_transform!r}; choose one of {INPUT_TRANSFORMS}")
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
         if n_classes < 1:
@@ -28,12 +33,18 @@ class FingerprintExtractor(nn.Module):
             trunk.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         trunk.fc = nn.Identity()
         self.backbone_name = backbone
+        # "raw" feeds |DFT| as the authors did; "log" feeds log|DFT|, which spreads the few huge
+        # low-frequency bins and the many small high-frequency ones over a similar range. The
+        # transform lives in the model so every caller (training, galleries, baselines) agrees.
+        self.input_transform = input_transform
         self.trunk = trunk
         self.embedding_dim = BACKBONES[backbone]
         self.head = nn.Linear(self.embedding_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, C, H, W) -> (logits (B, n_classes), embedding (B, embedding_dim))."""
+        """x (B, C, H, W) = |DFT| -> (logits (B, n_classes), embedding (B, embedding_dim))."""
+        if self.input_transform == "log":
+            x = torch.log(x.clamp_min(LOG_EPS))
         embedding = self.trunk(x)
         return self.head(embedding), embedding
 

@@ -35,7 +35,7 @@ from .synthesis.codes import ablation_subsets
 log = logging.getLogger(__name__)
 
 STAGE, VERSION = "extractor", 1
-EXTRACTOR_FIELDS = ("extractor_backbone", "extractor_p", "extractor_k", "extractor_lr",
+EXTRACTOR_FIELDS = ("extractor_backbone", "extractor_input", "extractor_p", "extractor_k", "extractor_lr",
                     "extractor_weight_decay", "extractor_restart_fraction", "extractor_amp",
                     "extractor_checkpoint_every", "extractor_crop_pool", "extractor_heldout_codes",
                     "extractor_heldout_seeds")
@@ -131,7 +131,7 @@ def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
 
     def fit(work_dir: Path, rank: int, world_size: int):
         torch.manual_seed(cfg.seed)
-        model = FingerprintExtractor(len(indices), cfg.extractor_backbone)
+        model = FingerprintExtractor(len(indices), cfg.extractor_backbone, input_transform=cfg.extractor_input)
         source = SyntheticSource(bank, indices, training_crops(cfg), fingerprint.residual_extractor(cfg))
         result = train.train(model, source, settings, work_dir, cfg.seed, device, rank, world_size)
         return model, result
@@ -153,12 +153,12 @@ def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
     if world_size > 1:
         torch.distributed.barrier()
         art = store.load(key) if rank else art
-    return load_trained(art.path, cfg.extractor_backbone, split, indices, art.built_now)
+    return load_trained(art.path, cfg, split, indices, art.built_now)
 
 
-def load_trained(path: Path, backbone: str, split: HoldoutSplit, indices: list[int],
+def load_trained(path: Path, cfg: Config, split: HoldoutSplit, indices: list[int],
                  built_now: bool = False) -> TrainedExtractor:
-    model = FingerprintExtractor(len(indices), backbone)
+    model = FingerprintExtractor(len(indices), cfg.extractor_backbone, input_transform=cfg.extractor_input)
     model.load_state_dict(atomic.torch_load(path / "weights.pt"))
     return TrainedExtractor(model.eval(), pd.read_csv(path / "history.csv"),
                             json.loads((path / "summary.json").read_text()), split, indices,

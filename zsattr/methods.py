@@ -79,10 +79,11 @@ class SpectrumCorrelation:
 
 
 def random_init_method(n_classes: int, backbone: str, seed: int, residual: nn.Module,
-                       name: str = "random_init", batch_size: int = 64) -> ExtractorMethod:
+                       name: str = "random_init", batch_size: int = 64,
+                       input_transform: str = "raw") -> ExtractorMethod:
     """An untrained FingerprintExtractor seeded with `seed` (the global torch RNG is left as
     it was), wrapped as a method: the floor every trained method must beat."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = FingerprintExtractor(n_classes, backbone).eval()
+        model = FingerprintExtractor(n_classes, backbone, input_transform=input_transform).eval()
     return ExtractorMethod(name, model, residual, batch_size)

@@ -92,10 +92,16 @@ class Identification:
 
 
 def identification(features: np.ndarray, labels: np.ndarray, k: int = 10, draws: int = 5, seed: int = 0,
-                   names: Sequence[str] | None = None) -> Identification:
+                   names: Sequence[str] | None = None, query_features: np.ndarray | None = None) -> Identification:
     """Closed-set 1:N identification over every model present in `labels`, `draws` seeded draws
-    of k support images per model. `names[label]` names the models in the tables."""
+    of k support images per model. `names[label]` names the models in the tables.
+
+    `query_features` (same rows as `features`, e.g. the same images after a perturbation): the
+    gallery is still enrolled from `features`, the queries are scored from these rows."""
     features, labels = _check_inputs(features, labels)
+    if query_features is not None and np.shape(query_features) != features.shape:
+        raise ValueError(f"query_features {np.shape(query_features)} must match features {features.shape}")
+    queries_from = features if query_features is None else np.asarray(query_features, dtype=np.float64)
     if k < 1 or draws < 1:
         raise ValueError(f"k and draws must be >= 1, got k={k}, draws={draws}")
     _require_shots(labels, k, names)
@@ -107,7 +113,7 @@ def identification(features: np.ndarray, labels: np.ndarray, k: int = 10, draws:
     confusion = np.zeros((n, n), dtype=np.int64)
     for d in range(draws):
         support, queries = split_support_queries(labels, k, np.random.default_rng([seed, d]))
-        scores = am.cosine_similarity(features[queries], _centroids(features, labels, support, classes))
+        scores = am.cosine_similarity(queries_from[queries], _centroids(features, labels, support, classes))
         true = np.searchsorted(classes, labels[queries])
         pred = scores.argmax(axis=1)
         top1[d] = am.topk_accuracy(scores, true, 1)
