@@ -111,12 +111,15 @@ def add_lora(module: nn.Module, rank: int, alpha: float, seed: int = 0, include:
     `["blocks.*"]`), or a callable (name, layer) -> bool. `freeze=True` also freezes every other
     parameter of `module` (norm scales, embeddings), so only the adapters train. Factors A are
     drawn from a generator seeded with `seed`, in module order. Returns the wrapped names.
+    The output projection inside an nn.MultiheadAttention is skipped: attention reads its
+    `.weight` directly, bypassing the module's forward.
     """
     if lora_layers(module):
         raise ValueError("module already has LoRA adapters")
     select = _selector(include)
     targets = [(name, m) for name, m in module.named_modules()
-               if isinstance(m, SUPPORTED) and name and select(name, m)]
+               if isinstance(m, SUPPORTED) and name and select(name, m)
+               and not isinstance(_parent(module, name), nn.MultiheadAttention)]
     if not targets:
         raise ValueError("no Linear/Conv2d/ConvTranspose2d layer matched `include`")
     if freeze:
