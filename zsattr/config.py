@@ -108,6 +108,17 @@ class Config:
 
 
     # --- LoRA tracing (zsattr.lora) ---
+    lora_bases: tuple[str, ...] = ("ddpm", "dcgan_tconv")  # zoo models fine-tuned with LoRA (GANs or diffusion; must be in zoo_models)
+    lora_variants: int = 2  # LoRA variants per base (each: its own seed and holdout-photo subset)
+    lora_rank: int = 4  # rank r of every adapter
+    lora_alpha: float = 4.0  # adapter scale alpha; the update is scaled by alpha / r
+    lora_steps: int = 40  # base fine-tuning steps per variant (scaled by the zoo's step_weight)
+    lora_lr_scale: float = 2.5  # adapter learning rate = this x the base's own zoo rate (GAN critic: x1)
+    lora_batch: int = 16  # holdout crops per fine-tuning step
+    lora_photos: int = 2  # holdout photos each variant fine-tunes on (0 = all holdout photos)
+    lora_crops: int = 256  # crops drawn once from a variant's photos: its fine-tuning set
+    lora_n_samples: int = 24  # lossless PNG samples written per variant
+    lora_checkpoint_every: int = 50  # steps between atomic fine-tuning checkpoints
 
 
 
@@ -156,6 +167,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # LoRA tracing
+        lora_bases=("ddpm", "dcgan_tconv"), lora_variants=2, lora_rank=4, lora_alpha=4.0, lora_steps=40,
+        lora_lr_scale=2.5, lora_batch=16, lora_photos=2, lora_crops=256, lora_n_samples=24,
 
 
 
@@ -198,6 +211,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # LoRA tracing
+        lora_bases=("ddpm", "dcgan_tconv"), lora_variants=3, lora_rank=4, lora_alpha=4.0, lora_steps=60,
+        lora_lr_scale=2.5, lora_batch=16, lora_photos=2, lora_crops=1024, lora_n_samples=64,
 
 
 
@@ -244,6 +259,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
         # LoRA tracing
+        lora_bases=("ddpm", "dcgan_tconv", "stylegan_mini", "ldm"), lora_variants=5, lora_rank=8,
+        lora_alpha=8.0, lora_steps=2000, lora_lr_scale=2.0, lora_batch=64, lora_photos=2, lora_crops=10000,
+        lora_n_samples=500, lora_checkpoint_every=500,
 
 
 
