@@ -82,3 +82,14 @@ def test_open_set_extremes():
     assert r["open_set_auroc"] == 1.0 and r["oscr"] == pytest.approx(1.0)
     r = am.open_set_report(known, np.array([1, 0]), unknown)  # every known query misidentified
     assert r["oscr"] == 0.0 and r["closed_set_accuracy_known"] == 0.0
+
+
+def test_best_threshold_equals_the_exhaustive_search():
+    rng = np.random.default_rng(7)
+    for n in (5, 40, 300):
+        s = np.round(rng.normal(size=n), 1)  # many ties
+        p = rng.random(n) < 0.5
+        u = np.unique(s)
+        candidates = np.r_[u[0] - 1e-9, (u[:-1] + u[1:]) / 2, u[-1] + 1e-9]
+        accs = [am.accuracy_at(s, p, t) for t in candidates]
+        assert am.best_threshold(s, p) == candidates[int(np.argmax(accs))]

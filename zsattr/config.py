@@ -105,6 +105,10 @@ class Config:
     eval_unknown_fraction: float = 0.25  # share of models left out of the gallery in the open-set test
     eval_baseline_train_fraction: float = 0.5  # share of each real-training model's images the baseline trains on
     eval_batch: int = 64  # images per feature-extraction batch
+    eval_closed_set_steps: int = 20  # training steps of the closed-set baseline (real-training models)
+    eval_ablation_steps: int = 20  # training steps of each diversity ablation (and of its full-space control)
+    eval_ablation_spaces: tuple[str, ...] = ("w/o U", "w/o seed")  # reduced synthetic spaces trained for the ablation
+    eval_robustness_images: int = 12  # images per model perturbed in the robustness test (notebook 07)
 
 
     # --- LoRA tracing (zsattr.lora) ---
@@ -164,6 +168,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # zero-shot evaluation
         eval_k=5, eval_draws=3, eval_kshots=(1, 2, 5, 10), eval_pairs=400,
         eval_calibration_fraction=0.5, eval_unknown_fraction=0.25, eval_baseline_train_fraction=0.5, eval_batch=64,
+        eval_closed_set_steps=20, eval_ablation_steps=20, eval_robustness_images=12,
 
 
         # LoRA tracing
@@ -208,6 +213,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # zero-shot evaluation
         eval_k=10, eval_draws=5, eval_kshots=(1, 2, 5, 10, 20), eval_pairs=4000,
         eval_calibration_fraction=0.5, eval_unknown_fraction=0.25, eval_baseline_train_fraction=0.5, eval_batch=64,
+        eval_closed_set_steps=300, eval_ablation_steps=250, eval_robustness_images=32,
 
 
         # LoRA tracing
@@ -256,6 +262,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # zero-shot evaluation
         eval_k=10, eval_draws=10, eval_kshots=(1, 2, 5, 10, 20), eval_pairs=10000,
         eval_calibration_fraction=0.5, eval_unknown_fraction=0.25, eval_baseline_train_fraction=0.5, eval_batch=256,
+        eval_closed_set_steps=10000, eval_ablation_steps=10000, eval_robustness_images=200,
 
 
         # LoRA tracing

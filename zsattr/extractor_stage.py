@@ -26,7 +26,7 @@ from . import atomic, fingerprint, train
 from .cache import ArtefactStore
 from .config import Config, resolve_device, stage_key
 from .extractor import FingerprintExtractor
-from .extractor_data import HoldoutSplit, SyntheticSource, holdout_split
+from .extractor_data import HoldoutSplit, ImageSetSource, SyntheticSource, holdout_split
 from .photos import PhotoPool, to_tensor
 from .synthesis import bank as bank_module
 from .synthesis.bank import Bank, load_bank
@@ -93,7 +93,7 @@ class TrainedExtractor:
     model: FingerprintExtractor  # eval mode, on the CPU
     history: pd.DataFrame  # one row per step: loss, ce, triplet, accuracy, lr, times
     summary: dict  # space, steps, n_classes, train_seconds, samples_per_second, final_loss, ...
-    split: HoldoutSplit
+    split: HoldoutSplit | None  # None for a closed-set (real-model) extractor
     train_indices: list[int]
     built_now: bool
     path: Path
@@ -163,6 +163,47 @@ def load_trained(path: Path, cfg: Config, split: HoldoutSplit, indices: list[int
     return TrainedExtractor(model.eval(), pd.read_csv(path / "history.csv"),
                             json.loads((path / "summary.json").read_text()), split, indices,
                             built_now, path)
+
+
+CLOSED_SET_STAGE, CLOSED_SET_VERSION = "closed_set_extractor", 1
+
+
+def closed_set_settings(cfg: Config, n_classes: int, steps: int) -> train.TrainSettings:
+    """The synthetic run's settings with the same batch size: P = min(P, classes), K grows."""
+    base = settings_for(cfg, steps)
+    p = min(base.p, n_classes)
+    return train.TrainSettings(**{**base.__dict__, "p": p, "k": max(base.k, base.p * base.k // p)})
+
+
+def train_closed_set(cfg: Config, images: torch.Tensor, labels, steps: int, data_id: str,
+                     store: ArtefactStore | None = None) -> TrainedExtractor:
+    """The "existing approach": the same ResNet, losses and trainer, learning to tell apart the
+    real models whose images are given (labels 0..C-1), closed-set. `data_id` names the image
+    set in the cache key (e.g. the zoo artefact and the file list's hash)."""
+    store = store or ArtefactStore()
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    n_classes = int(labels.max()) + 1
+    settings = closed_set_settings(cfg, n_classes, steps)
+    device = resolve_device(cfg.device)
+
+    def build(out_dir: Path, work_dir: Path) -> None:
+        torch.manual_seed(cfg.seed)
+        model = FingerprintExtractor(n_classes, cfg.extractor_backbone, input_transform=cfg.extractor_input)
+        source = ImageSetSource(images, labels, fingerprint.residual_extractor(cfg))
+        result = train.train(model, source, settings, work_dir, cfg.seed, device)
+        atomic.torch_save(model.cpu().state_dict(), out_dir / "weights.pt")
+        pd.DataFrame(result.history).to_csv(out_dir / "history.csv", index=False)
+        atomic.write_json(out_dir / "summary.json", _summary(
+            "closed set", settings, n_classes, result.history, 1, device, cfg.extractor_backbone))
+
+    fields = ("seed",) + RESIDUAL_FIELDS + EXTRACTOR_FIELDS
+    art = store.get_or_build(cfg, CLOSED_SET_STAGE, CLOSED_SET_VERSION, fields, build,
+                             {"data": data_id, "steps": steps, "n_images": len(labels)})
+    model = FingerprintExtractor(n_classes, cfg.extractor_backbone, input_transform=cfg.extractor_input)
+    model.load_state_dict(atomic.torch_load(art.path / "weights.pt"))
+    return TrainedExtractor(model.eval(), pd.read_csv(art.path / "history.csv"),
+                            json.loads((art.path / "summary.json").read_text()), None, list(range(n_classes)),
+                            art.built_now, art.path)
 
 
 def heldout_images(cfg: Config, n: int) -> torch.Tensor:
