@@ -159,3 +159,19 @@ def test_stage_trains_caches_and_resumes_to_the_same_weights(tiny_bank, monkeypa
 
 def load_bank_of(cfg, store):
     return bank_mod.load_bank(cfg, store)
+
+
+def test_closed_set_training_uses_the_same_trainer_and_is_cached(tmp_path):
+    cfg = _tiny(extractor_steps=3)
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(12, 3, 16, 16, generator=g), [0] * 4 + [1] * 4 + [2] * 4
+    st = es.closed_set_settings(cfg, 3, 3)
+    assert st.p == 3 and st.p * st.k >= cfg.extractor_p * cfg.extractor_k - 2  # same batch size
+    store = ArtefactStore(tmp_path)
+    first = es.train_closed_set(cfg, images, labels, 3, "toy", store)
+    assert first.built_now and first.summary["n_classes"] == 3 and first.summary["steps"] == 3
+    assert first.model.head.out_features == 3 and first.split is None
+    again = es.train_closed_set(cfg, images, labels, 3, "toy", store)
+    assert not again.built_now and again.path == first.path
+    other = es.train_closed_set(cfg, images, labels, 3, "other data", store)
+    assert other.path != first.path

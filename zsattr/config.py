@@ -86,6 +86,7 @@ class Config:
     extractor_k: int = 4  # real crops per model per batch (K of P x K)
     extractor_lr: float = 1e-3  # AdamW peak learning rate (paper: 1e-4 with a pretrained encoder)
     extractor_weight_decay: float = 0.01  # AdamW weight decay (paper: 0.01)
+    extractor_triplet_normalised: bool = True  # triplet on L2-normalised embeddings (paper: raw Euclidean)
     extractor_restart_fraction: float = 0.375  # first cosine cycle as a share of the steps (paper: 15 of 40 epochs)
     extractor_amp: bool = False  # autocast mixed precision (bf16 on CPU, fp16 on CUDA)
     extractor_checkpoint_every: int = 10  # steps between atomic training checkpoints
