@@ -111,3 +111,51 @@ def test_two_process_ddp_keeps_ranks_in_sync(tmp_path):
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "log.csv").exists()
+
+
+def test_batch_softmax_only_involves_the_classes_present():
+    from zsattr.losses import batch_hard_triplet_loss
+
+    model = _fresh()
+    x, y = ClusterSource().batch(np.random.default_rng(2), 2, 3)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    settings = TrainSettings(steps=1, p=2, k=3, ce_over="batch", triplet_weight=0.0)
+    result = train_step(model, frozen, x, y, settings)
+    with torch.no_grad():
+        logits, embedding = model(x)
+    present = torch.unique(y)
+    expected = torch.nn.functional.cross_entropy(logits[:, present], torch.searchsorted(present, y))
+    assert result.ce == pytest.approx(expected.item(), rel=1e-5)
+    assert result.ce < torch.nn.functional.cross_entropy(logits, y).item()  # fewer competitors
+    absent = [c for c in range(4) if c not in present.tolist()]
+    assert torch.all(model.head.weight.grad[absent] == 0)  # absent classes get no gradient
+    # normalised vs raw triplet distances differ (the setting is honoured)
+    raw = train_step(model, frozen, x, y, TrainSettings(steps=1, p=2, k=3, triplet_normalised=False))
+    assert raw.triplet == pytest.approx(batch_hard_triplet_loss(embedding, y).item(), rel=1e-4)
+
+
+def test_prototype_cross_entropy_matches_a_brute_force_reference():
+    from zsattr.train import prototype_cross_entropy
+
+    g = torch.Generator().manual_seed(3)
+    e = torch.randn(9, 5, generator=g)
+    y = torch.tensor([4, 4, 4, 1, 1, 7, 7, 7, 2])  # class 2 has a single sample: skipped
+    ce, acc = prototype_cross_entropy(e, y, 10.0)
+    n = torch.nn.functional.normalize(e, dim=1)
+    losses, hits = [], []
+    for i in range(len(y)):
+        if (y == y[i]).sum() < 2:
+            continue
+        logits = []
+        for c in sorted(set(y.tolist())):
+            members = [j for j in range(len(y)) if y[j] == c and j != i]
+            proto = torch.nn.functional.normalize(n[members].mean(0), dim=0)
+            logits.append(10.0 * (n[i] @ proto))
+        logits = torch.stack(logits)
+        target = sorted(set(y.tolist())).index(int(y[i]))
+        losses.append(torch.nn.functional.cross_entropy(logits[None], torch.tensor([target])))
+        hits.append(float(logits.argmax() == target))
+    assert ce.item() == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
+    assert acc.item() == pytest.approx(np.mean(hits))
+    single = prototype_cross_entropy(e[:2].clone().requires_grad_(), torch.tensor([0, 1]), 10.0)[0]
+    assert single.item() == 0.0 and single.requires_grad

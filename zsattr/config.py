@@ -87,6 +87,7 @@ class Config:
     extractor_lr: float = 1e-3  # AdamW peak learning rate (paper: 1e-4 with a pretrained encoder)
     extractor_weight_decay: float = 0.01  # AdamW weight decay (paper: 0.01)
     extractor_triplet_normalised: bool = True  # triplet on L2-normalised embeddings (paper: raw Euclidean)
+    extractor_ce_over: str = "prototypes"  # cross-entropy over: the batch's model prototypes | batch | all (paper)
     extractor_restart_fraction: float = 0.375  # first cosine cycle as a share of the steps (paper: 15 of 40 epochs)
     extractor_amp: bool = False  # autocast mixed precision (bf16 on CPU, fp16 on CUDA)
     extractor_checkpoint_every: int = 10  # steps between atomic training checkpoints
@@ -255,7 +256,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         lastblock_width=256, lastblock_z_dim=128, lastblock_steps=20000, lastblock_batch=64, lastblock_n_crops=50000, lastblock_ckpt_every=1000, lastblock_n_train_images=5000, lastblock_n_test_images=2000,
         # extractor training
         extractor_backbone="resnet50", extractor_steps=40000, extractor_p=50, extractor_k=4,
-        extractor_lr=1e-4, extractor_amp=True, extractor_checkpoint_every=1000,
+        extractor_lr=1e-4, extractor_ce_over="all", extractor_amp=True, extractor_checkpoint_every=1000,
         extractor_crop_pool=50000, extractor_heldout_codes=0.1, extractor_heldout_seeds=0.1,
         extractor_heldout_images=100, extractor_eval_k=10,
 

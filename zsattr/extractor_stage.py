@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 STAGE, VERSION = "extractor", 1
 EXTRACTOR_FIELDS = ("extractor_backbone", "extractor_input", "extractor_p", "extractor_k", "extractor_lr",
-                    "extractor_weight_decay", "extractor_triplet_normalised", "extractor_restart_fraction", "extractor_amp",
+                    "extractor_weight_decay", "extractor_triplet_normalised", "extractor_ce_over", "extractor_restart_fraction", "extractor_amp",
                     "extractor_checkpoint_every", "extractor_crop_pool", "extractor_heldout_codes",
                     "extractor_heldout_seeds")
 RESIDUAL_FIELDS = ("residual_extractor", "highpass_kernel") + fingerprint.DNCNN_FIELDS
@@ -53,9 +53,12 @@ def settings_for(cfg: Config, steps: int | None = None) -> train.TrainSettings:
     if cfg.extractor_p < 2 or cfg.extractor_k < 2:
         raise ValueError("P x K batches need extractor_p >= 2 and extractor_k >= 2 (the triplet "
                          f"loss needs positives and negatives); got P={cfg.extractor_p}, K={cfg.extractor_k}")
+    if cfg.extractor_ce_over not in ("prototypes", "batch", "all"):
+        raise ValueError(f"extractor_ce_over must be 'prototypes', 'batch' or 'all', got {cfg.extractor_ce_over!r}")
     return train.TrainSettings(
         steps=steps, p=cfg.extractor_p, k=cfg.extractor_k, lr=cfg.extractor_lr,
         weight_decay=cfg.extractor_weight_decay, triplet_normalised=cfg.extractor_triplet_normalised,
+        ce_over=cfg.extractor_ce_over,
         restart_period=max(1, round(cfg.extractor_restart_fraction * steps)), restart_mult=2,
         eta_min=cfg.extractor_lr / 10, checkpoint_every=cfg.extractor_checkpoint_every,
         amp=cfg.extractor_amp)
