@@ -171,7 +171,10 @@ def train(model: nn.Module, source: BatchSource, settings: TrainSettings, work_d
     if world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        ddp_model = DistributedDataParallel(model, device_ids=None if device == "cpu" else [device])
+        # The prototype loss never reads the classification head, so DDP must expect parameters
+        # without gradients there.
+        ddp_model = DistributedDataParallel(model, device_ids=None if device == "cpu" else [device],
+                                            find_unused_parameters=settings.ce_over == "prototypes")
     start, history = _resume(work_dir, model, optimizer, scheduler, settings)
     last = settings.steps if stop_after is None else min(stop_after, settings.steps)
     started = time.perf_counter()
