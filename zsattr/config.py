@@ -215,7 +215,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # zero-shot evaluation
         eval_k=10, eval_draws=5, eval_kshots=(1, 2, 5, 10, 20), eval_pairs=4000,
         eval_calibration_fraction=0.5, eval_unknown_fraction=0.25, eval_baseline_train_fraction=0.5, eval_batch=64,
-        eval_closed_set_steps=250, eval_ablation_steps=200, eval_robustness_images=32,
+        eval_closed_set_steps=150, eval_ablation_steps=150, eval_robustness_images=32,
 
 
         # LoRA tracing
