@@ -152,13 +152,10 @@ def test_stage_trains_caches_and_resumes_to_the_same_weights(tiny_bank, monkeypa
     assert not again.built_now and again.path == resumed.path
     # the held-out models are not among the training classes
     assert not set(resumed.train_indices) & set(resumed.split.unseen_code + resumed.split.unseen_seed)
-    inputs, labels = es.heldout_inputs(cfg, load_bank_of(cfg, store), list(resumed.split.unseen_code))
-    assert inputs.shape == (4 * len(resumed.split.unseen_code), 3, 16, 16)
-    assert resumed.model.embed(inputs).shape == (len(inputs), 512) and len(labels) == len(inputs)
-
-
-def load_bank_of(cfg, store):
-    return bank_mod.load_bank(cfg, store)
+    images, labels = es.heldout_images_of(cfg, bank_mod.load_bank(cfg, store), list(resumed.split.unseen_code))
+    assert images.shape == (4 * len(resumed.split.unseen_code), 3, 16, 16) and len(labels) == len(images)
+    inputs = fingerprint.extractor_input(images, fingerprint.residual_extractor(cfg))
+    assert resumed.model.embed(inputs).shape == (len(inputs), 512)
 
 
 def test_closed_set_training_uses_the_same_trainer_and_is_cached(tmp_path):

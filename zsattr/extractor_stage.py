@@ -222,9 +222,3 @@ def heldout_images_of(cfg: Config, bank: Bank, indices: list[int]) -> tuple[torc
     crops = heldout_images(cfg, cfg.extractor_heldout_images)
     images = torch.cat([bank.apply(i, crops) for i in indices])
     return images, np.repeat(np.arange(len(indices)), len(crops))
-
-
-def heldout_inputs(cfg: Config, bank: Bank, indices: list[int], residual=None) -> tuple[torch.Tensor, np.ndarray]:
-    """Extractor inputs (|DFT| of residuals) of `heldout_images_of`."""
-    images, labels = heldout_images_of(cfg, bank, indices)
-    return fingerprint.extractor_input(images, residual or fingerprint.residual_extractor(cfg)), labels

@@ -6,6 +6,11 @@ Data come from a `BatchSource`: anything with `n_classes` and `batch(rng, p, k)`
 (fingerprinted crops of P synthetic models) and real-model image folders (the closed-set
 baseline) both implement it, so one trainer serves both.
 
+The cross-entropy term is taken over every class (`ce_over="all"`, the paper), over the
+batch's classes only ("batch"), or against the batch's leave-one-out class prototypes
+("prototypes", `prototype_cross_entropy`): the last trains the gallery's own rule and needs
+no per-class weights, which short runs over hundreds of classes cannot learn (README).
+
 Exact resume: the batch of step t is drawn from `np.random.default_rng([seed, t, rank])`, a
 pure function of (seed, step, rank); the checkpoint holds model, optimiser, scheduler and
 step. A run killed at any point and resumed ends with the same weights as an uninterrupted

@@ -118,9 +118,8 @@ class Results:
     features: dict[str, np.ndarray]
 
 
-def evaluate(methods: dict, evalset: EvaluationSet, cfg: Config,
-             features: dict[str, np.ndarray] | None = None) -> Results:
-    features = features or features_of(methods, evalset.images)
+def evaluate(methods: dict, evalset: EvaluationSet, cfg: Config) -> Results:
+    features = features_of(methods, evalset.images)
     per_model, per_group, summary, open_rows, kshot = [], [], [], [], []
     unknown = protocols.choose_unknown(evalset.names, cfg.eval_unknown_fraction, cfg.seed)
     known = [i for i, n in enumerate(evalset.names) if n not in unknown]
