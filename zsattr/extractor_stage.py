@@ -134,7 +134,7 @@ def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
 
     def fit(work_dir: Path, rank: int, world_size: int):
         torch.manual_seed(cfg.seed)
-        model = FingerprintExtractor(len(indices), cfg.extractor_backbone, input_transform=cfg.extractor_input)
+        model = _new_model(cfg, len(indices))
         source = SyntheticSource(bank, indices, training_crops(cfg), fingerprint.residual_extractor(cfg))
         result = train.train(model, source, settings, work_dir, cfg.seed, device, rank, world_size)
         return model, result
@@ -142,9 +142,7 @@ def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
     def build(out_dir: Path, work_dir: Path) -> None:
         # After a distributed run the checkpoint is complete: this only reloads it (one process).
         model, result = fit(work_dir, 0, 1) if world_size > 1 else fit(work_dir, rank, world_size)
-        atomic.torch_save(model.cpu().state_dict(), out_dir / "weights.pt")
-        pd.DataFrame(result.history).to_csv(out_dir / "history.csv", index=False)
-        atomic.write_json(out_dir / "summary.json", _summary(
+        _save_run(out_dir, model, result.history, _summary(
             space, settings, len(indices), result.history, world_size, device, cfg.extractor_backbone))
 
     key = stage_key(cfg, STAGE, VERSION, sorted(set(FIELDS)), extra)
@@ -159,9 +157,20 @@ def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
     return load_trained(art.path, cfg, split, indices, art.built_now)
 
 
-def load_trained(path: Path, cfg: Config, split: HoldoutSplit, indices: list[int],
+def _new_model(cfg: Config, n_classes: int) -> FingerprintExtractor:
+    return FingerprintExtractor(n_classes, cfg.extractor_backbone, input_transform=cfg.extractor_input)
+
+
+def _save_run(out_dir: Path, model: FingerprintExtractor, history: list[dict], summary: dict) -> None:
+    """The artefact of a training run: weights, per-step log, summary (read by load_trained)."""
+    atomic.torch_save(model.cpu().state_dict(), out_dir / "weights.pt")
+    pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
+    atomic.write_json(out_dir / "summary.json", summary)
+
+
+def load_trained(path: Path, cfg: Config, split: HoldoutSplit | None, indices: list[int],
                  built_now: bool = False) -> TrainedExtractor:
-    model = FingerprintExtractor(len(indices), cfg.extractor_backbone, input_transform=cfg.extractor_input)
+    model = _new_model(cfg, len(indices))
     model.load_state_dict(atomic.torch_load(path / "weights.pt"))
     return TrainedExtractor(model.eval(), pd.read_csv(path / "history.csv"),
                             json.loads((path / "summary.json").read_text()), split, indices,
@@ -191,22 +200,16 @@ def train_closed_set(cfg: Config, images: torch.Tensor, labels, steps: int, data
 
     def build(out_dir: Path, work_dir: Path) -> None:
         torch.manual_seed(cfg.seed)
-        model = FingerprintExtractor(n_classes, cfg.extractor_backbone, input_transform=cfg.extractor_input)
+        model = _new_model(cfg, n_classes)
         source = ImageSetSource(images, labels, fingerprint.residual_extractor(cfg))
         result = train.train(model, source, settings, work_dir, cfg.seed, device)
-        atomic.torch_save(model.cpu().state_dict(), out_dir / "weights.pt")
-        pd.DataFrame(result.history).to_csv(out_dir / "history.csv", index=False)
-        atomic.write_json(out_dir / "summary.json", _summary(
+        _save_run(out_dir, model, result.history, _summary(
             "closed set", settings, n_classes, result.history, 1, device, cfg.extractor_backbone))
 
     fields = ("seed",) + RESIDUAL_FIELDS + EXTRACTOR_FIELDS
     art = store.get_or_build(cfg, CLOSED_SET_STAGE, CLOSED_SET_VERSION, fields, build,
                              {"data": data_id, "steps": steps, "n_images": len(labels)})
-    model = FingerprintExtractor(n_classes, cfg.extractor_backbone, input_transform=cfg.extractor_input)
-    model.load_state_dict(atomic.torch_load(art.path / "weights.pt"))
-    return TrainedExtractor(model.eval(), pd.read_csv(art.path / "history.csv"),
-                            json.loads((art.path / "summary.json").read_text()), None, list(range(n_classes)),
-                            art.built_now, art.path)
+    return load_trained(art.path, cfg, None, list(range(n_classes)), art.built_now)
 
 
 def heldout_images(cfg: Config, n: int) -> torch.Tensor:

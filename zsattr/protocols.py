@@ -59,7 +59,7 @@ def _require_shots(labels: np.ndarray, k: int, names: Sequence[str] | None, clas
                          f"(images per model); lower k or supply more images")
 
 
-def _centroids(features: np.ndarray, labels: np.ndarray, support: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def centroids(features: np.ndarray, labels: np.ndarray, support: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Gallery entries: per class, the mean of its L2-normalised support fingerprints."""
     return np.stack([l2_normalise(features[support[labels[support] == c]]).mean(axis=0) for c in classes])
 
@@ -113,7 +113,7 @@ def identification(features: np.ndarray, labels: np.ndarray, k: int = 10, draws:
     confusion = np.zeros((n, n), dtype=np.int64)
     for d in range(draws):
         support, queries = split_support_queries(labels, k, np.random.default_rng([seed, d]))
-        scores = am.cosine_similarity(queries_from[queries], _centroids(features, labels, support, classes))
+        scores = am.cosine_similarity(queries_from[queries], centroids(features, labels, support, classes))
         true = np.searchsorted(classes, labels[queries])
         pred = scores.argmax(axis=1)
         top1[d] = am.topk_accuracy(scores, true, 1)
@@ -258,10 +258,10 @@ def open_set(features: np.ndarray, labels: np.ndarray, known: Sequence[int], k: 
     known_idx = np.nonzero(is_known)[0]
     support, queries = split_support_queries(labels[known_idx], k, np.random.default_rng(seed))
     support, queries = known_idx[support], known_idx[queries]
-    centroids = _centroids(features, labels, support, known)
-    report = am.open_set_report(am.cosine_similarity(features[queries], centroids),
+    gallery = centroids(features, labels, support, known)
+    report = am.open_set_report(am.cosine_similarity(features[queries], gallery),
                                 np.searchsorted(known, labels[queries]),
-                                am.cosine_similarity(features[~is_known], centroids))
+                                am.cosine_similarity(features[~is_known], gallery))
     report.update(n_known_models=len(known), n_unknown_models=len(np.unique(labels[~is_known])))
     return report
 

@@ -29,8 +29,7 @@ def trace(zoo_features: np.ndarray, zoo_labels: np.ndarray, variant_features: np
     preds = np.empty((draws, len(variant_features)), dtype=np.int64)
     for d in range(draws):
         support, _ = split_support_queries(zoo_labels, k, np.random.default_rng([seed, d]))
-        gallery = np.stack([l2_normalise(zoo_features[support[zoo_labels[support] == c]]).mean(axis=0)
-                            for c in classes])
+        gallery = protocols.centroids(zoo_features, zoo_labels, support, classes)
         preds[d] = classes[am.cosine_similarity(variant_features, gallery).argmax(axis=1)]
     return preds
 
