@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from zsattr import config
+from zsattr.core import config
 from zsattr.synthesis import bank as bank_mod
 
 

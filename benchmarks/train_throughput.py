@@ -20,11 +20,14 @@ import time
 import numpy as np
 import torch
 
-from zsattr import config, fingerprint, train
-from zsattr import extractor_stage as es
-from zsattr.extractor import FingerprintExtractor
-from zsattr.extractor_data import CachedPoolSource, SyntheticSource
-from zsattr.synthesis.bank import apply_authors_way
+from zsattr.core import config
+from zsattr.extractor import stage as es
+from zsattr.extractor import training as train
+from zsattr.extractor.data import CachedPoolSource, SyntheticSource
+from zsattr.extractor.network import FingerprintExtractor
+from zsattr.fingerprint.chain import InputChain, dft_magnitude
+from zsattr.fingerprint.residual import DnCNN, HighPass
+from zsattr.synthesis.bank import apply_authors_way, load_bank
 
 
 class AuthorsWaySource:
@@ -34,7 +37,7 @@ class AuthorsWaySource:
         self.source = source
         self.n_classes = source.n_classes
         self.models = {}
-        self.dncnn = fingerprint.DnCNN(depth=17, width=64).eval()
+        self.dncnn = DnCNN(depth=17, width=64).eval()
 
     def batch(self, rng, p, k):
         classes = rng.choice(self.n_classes, size=p, replace=False)
@@ -46,7 +49,7 @@ class AuthorsWaySource:
             images = apply_authors_way(model, self.source.crops[torch.from_numpy(row)])
             with torch.no_grad():
                 outs += [self.dncnn(img[None]) for img in images.detach()]
-        x = fingerprint.dft_magnitude(torch.cat(outs))
+        x = dft_magnitude(torch.cat(outs))  # raw |DFT|: the authors' input
         return x, torch.from_numpy(classes).repeat_interleave(k)
 
 
@@ -81,21 +84,22 @@ def main() -> None:
     args = ap.parse_args()
     cfg = config.resolve(args.preset)
     settings = es.settings_for(cfg, steps=10 ** 6)
-    bank = es.load_bank(cfg)
+    bank = load_bank(cfg)
     split = es.split_of(cfg, bank)
-    ours = SyntheticSource(bank, list(split.train), es.training_crops(cfg), fingerprint.HighPass(cfg.highpass_kernel))
+    chain = InputChain(HighPass(cfg.fingerprint.highpass_kernel), cfg.fingerprint.spectrum)
+    ours = SyntheticSource(bank, list(split.train), es.training_crops(cfg), chain)
     started = time.perf_counter()
     pool = CachedPoolSource(ours, args.pool_per_model)
     pool_seconds = time.perf_counter() - started
     paths = {"ours": (ours, False), "ours + autocast": (ours, True), "cached pool": (pool, False),
              "authors' way": (AuthorsWaySource(ours), False)}
-    print(f"preset {cfg.preset}: {cfg.extractor_backbone} at {cfg.image_size}px, batch P={settings.p} x "
+    print(f"preset {cfg.preset}: {cfg.extractor.backbone} at {cfg.image_size}px, batch P={settings.p} x "
           f"K={settings.k}, {len(ours.indices)} synthetic models, torch threads {torch.get_num_threads()}, "
           f"device cpu")
     results = {}
     for name, (source, amp) in paths.items():
         torch.manual_seed(0)
-        model = FingerprintExtractor(source.n_classes, cfg.extractor_backbone)
+        model = FingerprintExtractor(source.n_classes, cfg.extractor.backbone)
         st = train.TrainSettings(**{**settings.__dict__, "amp": amp})
         results[name] = time_path(model, source, st, args.steps, args.repeats)
         r = results[name]

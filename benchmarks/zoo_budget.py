@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from zsattr import config
+from zsattr.core import config
 from zsattr.zoo import build, training_order
 
 BUDGET_S = {"smoke": 60.0, "cpu": 900.0}
@@ -37,23 +37,23 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config.resolve(args.preset)
     side = cfg.image_size
-    data = torch.rand(max(64, cfg.zoo_batch_size), 3, side, side) * 2 - 1
-    print(f"preset {cfg.preset}: {len(cfg.zoo_models)} models, {side}px, batch {cfg.zoo_batch_size}, "
+    data = torch.rand(max(64, cfg.zoo.batch_size), 3, side, side) * 2 - 1
+    print(f"preset {cfg.preset}: {len(cfg.zoo.models)} models, {side}px, batch {cfg.zoo.batch_size}, "
           f"torch threads {torch.get_num_threads()}")
     print(f"{'model':20s} {'steps':>6s} {'s/step':>8s} {'train_s':>8s} {'sample_s':>9s}")
     trained, total = {}, 0.0
-    for name in training_order(cfg.zoo_models):
+    for name in training_order(cfg.zoo.models):
         torch.manual_seed(0)
         model = build.build_model(cfg, name, trained)
         trained[name] = model
         model_data = model.training_data(data)
         opts = model.make_optimizers()
-        batch = model_data[:cfg.zoo_batch_size]
+        batch = model_data[:cfg.zoo.batch_size]
         model.train_step(batch, opts)  # warm-up
         per_step = fastest(lambda: model.train_step(batch, opts), args.reps)
-        per_image = fastest(lambda: model.sample(min(50, cfg.zoo_n_samples)), 2) / min(50, cfg.zoo_n_samples)
+        per_image = fastest(lambda: model.sample(min(50, cfg.zoo.n_samples)), 2) / min(50, cfg.zoo.n_samples)
         steps = build.model_steps(cfg, name)
-        n_drawn = cfg.zoo_n_samples + min(build.N_MONITOR, cfg.zoo_n_samples)
+        n_drawn = cfg.zoo.n_samples + min(build.N_MONITOR, cfg.zoo.n_samples)
         train_s, sample_s = per_step * steps, per_image * n_drawn
         total += train_s + sample_s
         print(f"{name:20s} {steps:6d} {per_step:8.3f} {train_s:8.1f} {sample_s:9.1f}", flush=True)

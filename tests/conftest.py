@@ -20,3 +20,25 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+class SimulatedKill(Exception):
+    """Raised by a test to stop a training run where a kill would."""
+
+
+@pytest.fixture
+def kill_after():
+    """`kill_after(n)`: an `on_step` callback that raises `kill_after.error` at its n-th call
+    (after that step's checkpoint decision), as a kill of the process would stop the run."""
+
+    def make(n: int):
+        calls = {"n": 0}
+
+        def on_step(done: int) -> None:
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise SimulatedKill(f"simulated kill at call {n} (step {done})")
+        return on_step
+
+    make.error = SimulatedKill
+    return make

@@ -33,3 +33,18 @@ def test_console_script_is_installed():
 def test_unknown_preset_is_refused():
     with pytest.raises(SystemExit):
         cli.main(["reproduce", "--preset", "laptop"])
+
+
+@pytest.mark.parametrize("pair,words", [("seed=abc", "seed must be an integer"),
+                                        ("device=tpu", "device must be"),
+                                        ("bank.stepz=3", "unknown config key"),
+                                        ("extractor.p=1", "extractor.p must be >= 2")])
+def test_bad_overrides_are_refused_before_any_work(pair, words, capsys, data_dir):
+    assert cli.main(["train-extractor", "--preset", "smoke", "--set", pair]) == 2
+    assert words in capsys.readouterr().err
+    assert not (data_dir / "cache").exists() or not any((data_dir / "cache").iterdir())
+
+
+def test_set_takes_dotted_keys_with_json_values():
+    assert cli._parse_overrides(["bank.steps=8", 'zoo.models=["vae","ldm"]', "photos.real_image_dir=/x"]) == {
+        "bank.steps": 8, "zoo.models": ["vae", "ldm"], "photos.real_image_dir": "/x"}

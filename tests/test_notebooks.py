@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from zsattr.paths import notebooks_dir
+from zsattr.core.paths import notebooks_dir
 
 NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 

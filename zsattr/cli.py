@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
+from .core.config import PRESETS, flat_values, keys, resolve
+from .core.device import resolve_device
+from .core.distributed import init_from_env, shutdown
+from .extractor.stage import train_extractor
+from .images.folders import scan_image_folder
+from .report.chain import run_chain
+
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import run_chain
-
     def show(result) -> None:
         print(f"{result.notebook:<28} {result.status:<7} {result.seconds:>9.1f} s", flush=True)
         if result.status != "ok":
@@ -27,27 +33,20 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
-    from .config import PRESETS, Config, resolve
-
-    configs = {name: resolve(name) for name in PRESETS}
-    names = [f.name for f in fields(Config) if f.name != "preset"]
+    values = {name: flat_values(resolve(name)) for name in PRESETS}
     if args.markdown:  # the README's preset table is this output (a test compares them)
-        print("| field | " + " | ".join(configs) + " |")
-        print("|---|" + "---|" * len(configs))
-        for name in names:
-            print(f"| `{name}` | " + " | ".join(f"{getattr(c, name)}" for c in configs.values()) + " |")
+        print("| key | " + " | ".join(values) + " |")
+        print("|---|" + "---|" * len(values))
+        for key in keys():
+            print(f"| `{key}` | " + " | ".join(f"{v[key]}" for v in values.values()) + " |")
         return 0
-    print(f"{'field':<22}" + "".join(f"{p:>14}" for p in configs))
-    for name in names:
-        print(f"{name:<22}" + "".join(f"{str(getattr(c, name)):>14}" for c in configs.values()))
+    print(f"{'key':<34}" + "".join(f"{p:>14}" for p in values))
+    for key in keys():
+        print(f"{key:<34}" + "".join(f"{str(v[key]):>14}" for v in values.values()))
     return 0
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from .folders import scan_image_folder
-
     try:
         folder = scan_image_folder(args.folder, min_size=args.min_size)
     except (OSError, ValueError) as exc:
@@ -60,10 +59,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
-    """`key=value` strings -> config overrides; values are JSON where they parse ("4", "true",
-    "0.5", '["a","b"]'), plain strings otherwise; lists become tuples."""
-    import json
-
+    """`key=value` strings -> config overrides (keys as in `zsattr presets`: `seed`,
+    `bank.steps`, ...); values are JSON where they parse ("4", "true", "0.5", '["a","b"]'),
+    plain strings otherwise; the config turns lists into tuples."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
@@ -73,25 +71,17 @@ def _parse_overrides(pairs: list[str]) -> dict:
             parsed = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
-        out[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+        out[key] = parsed
     return out
 
 
 def _cmd_train_extractor(args: argparse.Namespace) -> int:
     """Also the entry point under `torchrun --nproc_per_node N` (one process per GPU/CPU slot)."""
-    import json
-
-    from .config import resolve
-    from .distributed import init_from_env, shutdown
-    from .extractor_stage import train_extractor
-
     try:
         cfg = resolve(args.preset, **_parse_overrides(args.set))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         print(f"zsattr train-extractor: {exc}", file=sys.stderr)
         return 2
-    from .config import resolve_device
-
     info = init_from_env(resolve_device(cfg.device))
     try:
         trained = train_extractor(cfg.replace(device=info.device), space=args.space, steps=args.steps,
@@ -122,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "run it under `torchrun --nproc_per_node N` to train on N processes")
     tex.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "paper"])
     tex.add_argument("--space", default="full", help="model space: full, 'w/o U', 'w/o seed', ...")
-    tex.add_argument("--steps", type=int, default=None, help="override the preset's extractor_steps")
-    tex.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. --set image_size=64")
+    tex.add_argument("--steps", type=int, default=None, help="override the preset's extractor.steps")
+    tex.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                     help="config overrides, keys as `zsattr presets` lists them, e.g. --set bank.steps=8 seed=1")
     tex.set_defaults(func=_cmd_train_extractor)
 
     scan = sub.add_parser("scan", help="check an image folder (one sub-folder per source)")

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import copy
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import fingerprint
+from ..fingerprint.residual import residuals
+from ..fingerprint.spectra import power_spectrum, radial_profile
 from .bank import Bank
 from .codes import DIGITS, ArchCode, all_codes
 
@@ -30,7 +32,7 @@ def code_table(in_bank=None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("code")
 
 
-def model_spectra(bank: Bank, crops: torch.Tensor, extractor, batch: int = 64) -> dict:
+def model_spectra(bank: Bank, crops: torch.Tensor, residual_filter, batch: int = 64) -> dict:
     """Per model, spectra of the residuals of its outputs on `crops` (N, 3, H, W).
 
     Returns 'log2d' (models, H, W) centred mean log|DFT|, 'radial_db' (models, bins) mean
@@ -46,13 +48,13 @@ def model_spectra(bank: Bank, crops: torch.Tensor, extractor, batch: int = 64) -
         power = mag.pow(2).mean(dim=(0, 1)).numpy()
         target["log2d"].append(np.fft.fftshift(torch.log(mag + 1e-8).mean(dim=(0, 1)).numpy()))
         target["power2d"].append(power)
-        target["radial_db"].append(10 * np.log10(fingerprint.radial_profile(power) + 1e-12))
+        target["radial_db"].append(10 * np.log10(radial_profile(power) + 1e-12))
 
     for i in range(len(bank)):
         outs = torch.cat([bank.apply(i, crops[j:j + batch]) for j in range(0, len(crops), batch)])
-        add(out, fingerprint.residuals(outs, extractor))
+        add(out, residuals(outs, residual_filter))
     real = {"log2d": [], "radial_db": [], "power2d": []}
-    add(real, fingerprint.residuals(crops, extractor))
+    add(real, residuals(crops, residual_filter))
     result = {k: np.stack(v) for k, v in out.items()}
     result.update({f"real_{k}": v[0] for k, v in real.items()})
     return result
@@ -72,8 +74,6 @@ def grouped_mean(bank: Bank, values: np.ndarray) -> dict[str, dict[str, np.ndarr
 
 def plot_grouped_spectra(groups: dict, real: np.ndarray | None = None, size: float = 1.9):
     """One row per digit, one panel per value: mean centred log-spectra, shared colour scale."""
-    import matplotlib.pyplot as plt
-
     ncols = max(len(v) for v in groups.values()) + (real is not None)
     fig, axes = plt.subplots(len(groups), ncols, figsize=(ncols * size, len(groups) * size),
                              squeeze=False)
@@ -93,8 +93,6 @@ def plot_grouped_spectra(groups: dict, real: np.ndarray | None = None, size: flo
 
 def plot_grouped_radial(bank: Bank, radial_db: np.ndarray, real_radial_db: np.ndarray):
     """Mean radial spectrum (dB, relative to the real crops' residual) per digit value."""
-    import matplotlib.pyplot as plt
-
     groups = grouped_mean(bank, radial_db - real_radial_db)
     fig, axes = plt.subplots(2, 3, figsize=(11, 5.5), sharey=True)
     freq = np.arange(radial_db.shape[1]) / (2 * (radial_db.shape[1] - 1))
@@ -170,7 +168,7 @@ def by_digit(table: pd.DataFrame, columns) -> pd.DataFrame:
     return out
 
 
-def block_swap_influence(bank: Bank, crops: torch.Tensor, extractor) -> pd.DataFrame:
+def block_swap_influence(bank: Bank, crops: torch.Tensor, residual_filter) -> pd.DataFrame:
     """Later blocks dominate? For each 2-block model with a same-code partner (another seed),
     swap in the partner's FIRST up-block, or its LAST up-block, and measure how far the
     output residual's radial spectrum moves (mean |dB difference|) from the original's.
@@ -182,8 +180,8 @@ def block_swap_influence(bank: Bank, crops: torch.Tensor, extractor) -> pd.DataF
 
     def radial(model):
         with torch.inference_mode():
-            res = fingerprint.residuals(model(crops), extractor)
-        return 10 * np.log10(fingerprint.radial_profile(fingerprint.power_spectrum(res).mean(axis=(0, 1))) + 1e-12)
+            res = residuals(model(crops), residual_filter)
+        return 10 * np.log10(radial_profile(power_spectrum(res).mean(axis=(0, 1))) + 1e-12)
 
     for code, idx in by_code.items():
         if code.K != 1 or len(idx) < 2:

@@ -23,27 +23,33 @@ directory; a rebuild after a kill loads those and trains only the missing groups
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
 import torch
 
-from .. import atomic
-from ..cache import ArtefactStore
+from ..core import atomic
+from ..core.cache import ArtefactStore
+from ..core.config import Config
+from ..core.keys import Stage
+from ..core.progress import progress
+from ..fingerprint.chain import InputChain
+from ..images.photos import PHOTO_POOL, PhotoPool, to_tensor
 from .codes import ArchCode, all_codes, spread_codes
 from .grouped import pack
 from .model import SynModel, build_model, init_seed
 
 log = logging.getLogger(__name__)
 
-STAGE, VERSION = "synth_bank", 1
-FIELDS = ("synth_codes", "synth_seeds", "synth_train_size", "synth_batch", "synth_steps",
-          "synth_lr", "synth_eta", "synth_check_every", "synth_pool_crops",
-          "photo_downscale", "holdout_fraction", "real_image_dir")
+BANK = Stage("synth_bank", 1, section="bank", reads=(PHOTO_POOL,))
 MAX_GROUP = 8  # seeds trained together in one grouped network
 N_VALID = 16  # crops in the fixed validation batch for the eta check
 
@@ -58,18 +64,18 @@ class TrainSettings:
     check_every: int
 
     @classmethod
-    def from_config(cls, cfg) -> "TrainSettings":
-        return cls(cfg.synth_train_size, cfg.synth_batch, cfg.synth_steps, cfg.synth_lr,
-                   cfg.synth_eta, cfg.synth_check_every)
+    def from_config(cls, cfg: Config) -> "TrainSettings":
+        return cls(cfg.bank.train_size, cfg.bank.batch, cfg.bank.steps, cfg.bank.lr,
+                   cfg.bank.eta, cfg.bank.check_every)
 
 
-def bank_codes(cfg) -> list[ArchCode]:
+def bank_codes(cfg: Config) -> list[ArchCode]:
     """The preset's architectures: all 288 (`synth_codes=0`) or a coverage-spread subset."""
-    return all_codes() if cfg.synth_codes in (0, 288) else spread_codes(cfg.synth_codes)
+    return all_codes() if cfg.bank.codes in (0, 288) else spread_codes(cfg.bank.codes)
 
 
-def bank_entries(cfg) -> list[tuple[ArchCode, int]]:
-    return [(c, s) for c in bank_codes(cfg) for s in range(cfg.synth_seeds)]
+def bank_entries(cfg: Config) -> list[tuple[ArchCode, int]]:
+    return [(c, s) for c in bank_codes(cfg) for s in range(cfg.bank.seeds)]
 
 
 def _mse_per_model(out: torch.Tensor, target: torch.Tensor, m: int) -> torch.Tensor:
@@ -177,20 +183,16 @@ def _ckpt_name(code: ArchCode, seeds: Sequence[int]) -> str:
     return f"group_{code}_{min(seeds)}-{max(seeds)}.pt"
 
 
-def training_crops(cfg) -> tuple[torch.Tensor, torch.Tensor]:
+def training_crops(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
     """(pool, valid): the crops every model trains on and the fixed eta-check batch."""
-    from ..photos import PhotoPool, to_tensor
-
     pool = PhotoPool.from_config(cfg)
-    crops = to_tensor(pool.sample_crops(cfg.synth_pool_crops, cfg.synth_train_size, "train", rng=7001))
-    valid = to_tensor(pool.sample_crops(N_VALID, cfg.synth_train_size, "train", rng=7002))
+    crops = to_tensor(pool.sample_crops(cfg.bank.pool_crops, cfg.bank.train_size, "train", rng=7001))
+    valid = to_tensor(pool.sample_crops(N_VALID, cfg.bank.train_size, "train", rng=7002))
     return crops, valid
 
 
-def train_bank(cfg, work_dir: Path, workers: int | None = None) -> tuple[dict, list[dict]]:
+def train_bank(cfg: Config, work_dir: Path, workers: int | None = None) -> tuple[dict, list[dict]]:
     """Train (or resume) the whole bank; returns ({'code:seed': state}, report rows)."""
-    from ..progress import progress
-
     work_dir = Path(work_dir)
     st = TrainSettings.from_config(cfg)
     groups = _groups(bank_entries(cfg))
@@ -220,16 +222,13 @@ def train_bank(cfg, work_dir: Path, workers: int | None = None) -> tuple[dict, l
     if not todo:
         return states, rows
     crops, valid = training_crops(cfg)
-    workers = cfg.synth_workers if workers is None else workers
+    workers = cfg.bank.workers if workers is None else workers
     bar = progress(total=sum(len(s) for _, s in todo), desc="synthetic bank", unit="model")
     if workers <= 1:
         for code, seeds in todo:
             keep(code, seeds, train_group(code, seeds, crops, valid, st))
             bar.update(len(seeds))
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
         by_str = {(str(c), tuple(s)): (c, s) for c, s in todo}
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker, initargs=(crops, valid, st)) as ex:
@@ -303,10 +302,8 @@ def apply_authors_way(model: SynModel, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(images[j:j + 1]) for j in range(len(images))])
 
 
-def load_bank(cfg, store: ArtefactStore | None = None) -> Bank:
+def load_bank(cfg: Config, store: ArtefactStore | None = None) -> Bank:
     """Get-or-build the preset's trained bank from the cache."""
-    import pandas as pd
-
     store = store or ArtefactStore()
 
     def build(out_dir: Path, work_dir: Path) -> None:
@@ -314,10 +311,8 @@ def load_bank(cfg, store: ArtefactStore | None = None) -> Bank:
         atomic.torch_save(states, out_dir / "bank.pt")
         atomic.write_json(out_dir / "report.json", rows)
 
-    art = store.get_or_build(cfg, STAGE, VERSION, FIELDS, build)
+    art = store.get_or_build(cfg, BANK, build)
     states = atomic.torch_load(art.path / "bank.pt")
-    import json
-
     report = pd.DataFrame(json.loads((art.path / "report.json").read_text()))
     order = {f"{c}:{s}": i for i, (c, s) in enumerate(bank_entries(cfg))}
     report = report.assign(_o=[order[f"{c}:{s}"] for c, s in zip(report.code, report.seed)]) \
@@ -335,8 +330,6 @@ def benchmark_application(bank: Bank, size: int, n_models: int = 8, k: int = 32,
     Models are spread over the bank (every len/n-th); images are random in [0, 1] (the cost
     does not depend on content). Best of `repeats` for each path, after one warm-up.
     """
-    import time
-
     idx = [round(i * (len(bank) - 1) / max(n_models - 1, 1)) for i in range(min(n_models, len(bank)))]
     images = torch.rand(len(idx), k, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
@@ -363,11 +356,9 @@ def benchmark_application(bank: Bank, size: int, n_models: int = 8, k: int = 32,
             "max_abs_diff": float((outs["slow"].detach() - outs["fast"]).abs().max())}
 
 
-def fingerprint_batch(bank: Bank, indices: Sequence[int], images: torch.Tensor, extractor) -> torch.Tensor:
+def fingerprint_batch(bank: Bank, indices: Sequence[int], images: torch.Tensor, chain: InputChain) -> torch.Tensor:
     """P models x K crops -> extractor inputs (P*K, 3, H, W): model indices[p] fingerprints
-    row p of `images` (P, K, 3, H, W), then residual -> |DFT| (`fingerprint.extractor_input`).
+    row p of `images` (P, K, 3, H, W), then the input chain (residual -> |DFT| -> log/raw).
     Labels for the result: `torch.tensor(indices).repeat_interleave(K)`."""
-    from .. import fingerprint
-
     out = bank.apply_pk(indices, images)
-    return fingerprint.extractor_input(out.flatten(0, 1), extractor)
+    return chain(out.flatten(0, 1))

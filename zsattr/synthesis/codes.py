@@ -9,6 +9,7 @@ every stage that needs them.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import dataclass, fields
 
@@ -160,8 +161,6 @@ def spread_codes(n: int) -> list[ArchCode]:
     varied rather than the lowest codes). 4 codes already cover all values (the activation
     digit has 4 values); after full coverage a new round starts.
     """
-    import hashlib
-
     everything = all_codes()
     if n >= len(everything):
         return everything

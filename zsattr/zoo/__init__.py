@@ -10,12 +10,15 @@ Public API:
     sample(model, n, seed)          (n, 3, H, W) images in [-1, 1]
     model_table(folder)             one row per model folder, from its metadata.json
     progress_table(folder)          per model: did its monitored losses and its SWD to real crops fall
+
+LoRA: `zoo.lora` (adapters for Linear/Conv2d/ConvTranspose2d), `zoo.variants` (LoRA fine-tunes
+of zoo models, a cached stage of their own).
 """
 
-from .build import build_zoo, load_generator, model_seed, model_steps, zoo_artefact
+from .build import ZOO, build_zoo, load_generator, model_seed, model_steps, zoo_artefact
 from .registry import REGISTRY, ZooEntry, entry, training_order
 from .samples import draw as sample
 from .table import model_table, progress_table, registry_table
 
-__all__ = ["REGISTRY", "ZooEntry", "build_zoo", "entry", "load_generator", "model_seed",
+__all__ = ["ZOO", "REGISTRY", "ZooEntry", "build_zoo", "entry", "load_generator", "model_seed",
            "model_steps", "model_table", "progress_table", "registry_table", "sample", "training_order", "zoo_artefact"]

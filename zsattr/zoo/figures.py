@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 
 def sample_rows(images_by_model: dict, per_row: int = 8, size: float = 1.1):
     """One row per model: its first `per_row` samples, the model's name on the left."""
-    import matplotlib.pyplot as plt
-
     names = list(images_by_model)
     fig, axes = plt.subplots(len(names), per_row, figsize=(per_row * size + 1.4, len(names) * size),
                              squeeze=False)
@@ -28,8 +27,6 @@ def sample_rows(images_by_model: dict, per_row: int = 8, size: float = 1.1):
 def spectra_grid(spectra: dict, ncols: int = 6, size: float = 2.0, cmap: str = "viridis",
                  shared_scale: bool = True, suptitle: str | None = None):
     """Centred spectra in a grid, one panel per entry; one colour scale for all if `shared_scale`."""
-    import matplotlib.pyplot as plt
-
     names = list(spectra)
     nrows = int(np.ceil(len(names) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size + 0.4), squeeze=False)

@@ -1,7 +1,7 @@
 """The zoo's registry: model name -> how to build it, its family and upsampling, and why it
-is in the zoo. A preset chooses which names it trains (`cfg.zoo_models`).
+is in the zoo. A preset chooses which names it trains (`cfg.zoo.models`).
 
-`step_weight` scales the preset's base step budget (`cfg.zoo_steps`) per model: cheap models
+`step_weight` scales the preset's base step budget (`cfg.zoo.steps`) per model: cheap models
 get more steps, the expensive pixel-space diffusion model fewer, so the whole zoo meets the
 preset's time budget. `seed` offsets the preset seed; two entries that differ only in `seed`
 are seed twins (same architecture, same data, different initialisation and batches).
@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..core.config import Config
 from .base import ZooModel
+from .diffusion import Diffusion, LatentDiffusion, UNet
+from .flow import Glow
+from .gan import GAN, DCGANDiscriminator, DCGANGenerator, ResNetGenerator, StyleGenerator
+from .transformer import TransGANGenerator
+from .vae import VAE
 
 
 @dataclass(frozen=True)
@@ -30,68 +36,49 @@ class ZooEntry:
 
 
 def _dcgan(mode: str, objective: str = "ns"):
-    def build(cfg):
-        from .gan import GAN, DCGANDiscriminator, DCGANGenerator
-
-        return GAN(DCGANGenerator(cfg.image_size, cfg.zoo_width, mode),
-                   DCGANDiscriminator(cfg.image_size, cfg.zoo_width), objective)
+    def build(cfg: Config):
+        return GAN(DCGANGenerator(cfg.image_size, cfg.zoo.width, mode),
+                   DCGANDiscriminator(cfg.image_size, cfg.zoo.width), objective)
     return build
 
 
-def _resnet_sngan(cfg):
-    from .gan import GAN, DCGANDiscriminator, ResNetGenerator
-
-    return GAN(ResNetGenerator(cfg.image_size, cfg.zoo_width),
-               DCGANDiscriminator(cfg.image_size, cfg.zoo_width, sn=True), "hinge", lr_d=4e-4)
+def _resnet_sngan(cfg: Config):
+    return GAN(ResNetGenerator(cfg.image_size, cfg.zoo.width),
+               DCGANDiscriminator(cfg.image_size, cfg.zoo.width, sn=True), "hinge", lr_d=4e-4)
 
 
-def _stylegan(cfg):
-    from .gan import GAN, DCGANDiscriminator, StyleGenerator
-
-    return GAN(StyleGenerator(cfg.image_size, cfg.zoo_width),
-               DCGANDiscriminator(cfg.image_size, cfg.zoo_width), "ns", lr_g=1e-3 / 2, lr_d=1e-3 / 2)
+def _stylegan(cfg: Config):
+    return GAN(StyleGenerator(cfg.image_size, cfg.zoo.width),
+               DCGANDiscriminator(cfg.image_size, cfg.zoo.width), "ns", lr_g=1e-3 / 2, lr_d=1e-3 / 2)
 
 
-def _transgan(cfg):
-    from .gan import GAN, DCGANDiscriminator
-    from .transformer import TransGANGenerator
-
-    return GAN(TransGANGenerator(cfg.image_size, cfg.zoo_width),
-               DCGANDiscriminator(cfg.image_size, cfg.zoo_width), "ns", lr_g=2e-4)
+def _transgan(cfg: Config):
+    return GAN(TransGANGenerator(cfg.image_size, cfg.zoo.width),
+               DCGANDiscriminator(cfg.image_size, cfg.zoo.width), "ns", lr_g=2e-4)
 
 
-def _wgan_gp(cfg):
-    from .gan import GAN, DCGANDiscriminator, DCGANGenerator
-
-    return GAN(DCGANGenerator(cfg.image_size, cfg.zoo_width, "nearest"),
-               DCGANDiscriminator(cfg.image_size, cfg.zoo_width), "wgangp", lr_g=2e-4, lr_d=2e-4)
+def _wgan_gp(cfg: Config):
+    return GAN(DCGANGenerator(cfg.image_size, cfg.zoo.width, "nearest"),
+               DCGANDiscriminator(cfg.image_size, cfg.zoo.width), "wgangp", lr_g=2e-4, lr_d=2e-4)
 
 
 def _vae(beta: float):
-    def build(cfg):
-        from .vae import VAE
-
-        return VAE(cfg.image_size, cfg.zoo_width, beta=beta)
+    def build(cfg: Config):
+        return VAE(cfg.image_size, cfg.zoo.width, beta=beta)
     return build
 
 
-def _glow(cfg):
-    from .flow import Glow
-
-    return Glow(cfg.image_size, cfg.zoo_width, depth=3)
+def _glow(cfg: Config):
+    return Glow(cfg.image_size, cfg.zoo.width, depth=3)
 
 
-def _ddpm(cfg):
-    from .diffusion import Diffusion, UNet
-
-    return Diffusion(UNet(3, max(8, cfg.zoo_width // 2), mults=(1, 4, 4)), (3, cfg.image_size, cfg.image_size),
-                     ddim_steps=cfg.zoo_ddim_steps)
+def _ddpm(cfg: Config):
+    return Diffusion(UNet(3, max(8, cfg.zoo.width // 2), mults=(1, 4, 4)), (3, cfg.image_size, cfg.image_size),
+                     ddim_steps=cfg.zoo.ddim_steps)
 
 
-def _ldm(cfg, vae):
-    from .diffusion import LatentDiffusion
-
-    return LatentDiffusion(vae, cfg.zoo_width, ddim_steps=cfg.zoo_ddim_steps)
+def _ldm(cfg: Config, vae):
+    return LatentDiffusion(vae, cfg.zoo.width, ddim_steps=cfg.zoo.ddim_steps)
 
 
 _ENTRIES = (
@@ -154,7 +141,7 @@ def training_order(names) -> list[str]:
     for name in names:
         for dep in entry(name).requires:
             if dep not in names:
-                raise ValueError(f"zoo model {name!r} needs {dep!r} in the same zoo (cfg.zoo_models)")
+                raise ValueError(f"zoo model {name!r} needs {dep!r} in the same zoo (cfg.zoo.models)")
     ordered: list[str] = []
     while len(ordered) < len(names):
         for name in names:

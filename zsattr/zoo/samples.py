@@ -1,6 +1,6 @@
 """Writing a model's samples as a source folder, and measuring whether training moved them.
 
-The folder layout is the only thing evaluation reads (`zsattr.folders.scan_image_folder`):
+The folder layout is the only thing evaluation reads (`zsattr.images.folders.scan_image_folder`):
 `<root>/<model>/00000.png ...` plus a `metadata.json` sidecar, so a user's folder of images
 from real generators drops in unchanged. PNG is lossless: the 8-bit quantisation is the only
 change, the same one any generator's saved output undergoes.
@@ -8,6 +8,7 @@ change, the same one any generator's saved output undergoes.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import atomic
+from ..core import atomic
+from ..core.training import mark_finished
 
 METADATA = "metadata.json"
+WEIGHTS = "weights.pt"  # a unit's trained weights (a zoo model's state dict, a variant's adapters)
+LOSS_HISTORY = "loss_history.json"
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -46,6 +50,26 @@ def write_pngs(images: torch.Tensor, folder: Path) -> list[Path]:
 
 def write_metadata(folder: Path, metadata: dict) -> None:
     atomic.write_json(folder / METADATA, metadata)
+
+
+def finish_unit(folder: Path, images: torch.Tensor, weights: dict, losses: dict, metadata: dict) -> dict:
+    """Write a trained unit (a zoo model, a LoRA variant) into its work folder: samples as PNGs,
+    weights, loss history, the metadata sidecar; marked finished last. Returns `metadata`."""
+    write_pngs(images, folder / "images")
+    atomic.torch_save(weights, folder / WEIGHTS)
+    atomic.write_json(folder / LOSS_HISTORY, losses)
+    write_metadata(folder / "images", metadata)
+    mark_finished(folder, metadata)
+    return metadata
+
+
+def publish_unit(folder: Path, out_dir: Path, name: str, weights_dir: str) -> None:
+    """Copy a finished unit into the artefact: `samples/<name>/` (PNGs, metadata, loss history)
+    and `<weights_dir>/<name>.pt`."""
+    shutil.copytree(folder / "images", out_dir / "samples" / name)
+    shutil.copy2(folder / LOSS_HISTORY, out_dir / "samples" / name / LOSS_HISTORY)
+    (out_dir / weights_dir).mkdir(exist_ok=True)
+    shutil.copy2(folder / WEIGHTS, out_dir / weights_dir / f"{name}.pt")
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, size: int = 16, n_proj: int = 256,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from .registry import REGISTRY
 from .samples import METADATA
 
 
 def registry_table():
-    import pandas as pd
-
     return pd.DataFrame([{"model": e.name, "family": e.family, "architecture": e.architecture,
                           "upsampling": e.upsampling, "seed_offset": e.seed,
                           "step_weight": e.step_weight, "description": e.description}
@@ -27,8 +27,6 @@ def read_metadata(folder: str | Path) -> dict[str, dict]:
 
 def model_table(folder: str | Path):
     """One row per trained model: family, upsampling, size, steps, losses, SWD, time."""
-    import pandas as pd
-
     rows = []
     for name, meta in read_metadata(folder).items():
         row = {"model": name, "family": meta["family"], "upsampling": meta["upsampling"],
@@ -47,8 +45,6 @@ def progress_table(folder: str | Path):
     """Did training work? Per model: its monitored losses (first vs final tenth of the steps)
     fell, and the sliced Wasserstein distance from its samples to real crops fell. GANs have
     no monitored loss (adversarial losses need not fall), so for them only the SWD counts."""
-    import pandas as pd
-
     rows = []
     for name, meta in read_metadata(folder).items():
         losses = meta["losses"]

@@ -1,0 +1,89 @@
+"""Derived cache keys: a stage's key follows its own fields, its version, the keys of the
+stages it reads and the contents of the folders it reads, and nothing else."""
+
+import subprocess
+import sys
+
+import pytest
+
+from zsattr.core import config
+from zsattr.core.keys import Stage, folder_digest, stage_key
+from zsattr.experiments.ffd import FFD_VECTORS
+from zsattr.extractor.stage import CLOSED_SET_EXTRACTOR, EXTRACTOR
+from zsattr.fingerprint.chain import INPUT_CHAIN
+from zsattr.images.photos import PHOTO_POOL
+from zsattr.synthesis.bank import BANK
+from zsattr.zoo import ZOO
+from zsattr.zoo.variants import LORA_VARIANTS
+
+
+def _key(stage, **overrides):
+    return stage_key(config.resolve("smoke", **overrides), stage)
+
+
+def test_a_stage_key_is_named_stable_and_reads_only_its_own_inputs():
+    key = _key(BANK)
+    assert key.startswith("synth_bank-") and len(key) == len("synth_bank-") + 16
+    assert key == _key(BANK, seed=7, **{"zoo.steps": 3, "lora.rank": 2})  # fields the bank never reads
+    assert key != _key(BANK, **{"bank.steps": 3})
+    assert key == _key(BANK, **{"bank.workers": 2})  # keyed=False: the same models either way
+
+
+def test_bumping_or_changing_the_bank_changes_the_extractors_key_and_unrelated_fields_do_not():
+    cfg = config.resolve("smoke")
+    extractor = stage_key(cfg, EXTRACTOR, {"space": "full", "steps": 3})
+    bumped = Stage(BANK.name, BANK.version + 1, BANK.section, BANK.settings, BANK.reads)
+    reads_bumped = Stage(EXTRACTOR.name, EXTRACTOR.version, EXTRACTOR.section, EXTRACTOR.settings,
+                         (bumped,) + tuple(r for r in EXTRACTOR.reads if r is not BANK))
+    assert stage_key(cfg, reads_bumped, {"space": "full", "steps": 3}) != extractor
+    assert stage_key(cfg.replace(**{"bank.lr": 0.5}), EXTRACTOR, {"space": "full", "steps": 3}) != extractor
+    assert stage_key(cfg.replace(**{"lora.rank": 7}), EXTRACTOR, {"space": "full", "steps": 3}) == extractor
+    assert stage_key(cfg.replace(**{"extractor.steps": 99}), EXTRACTOR, {"space": "full", "steps": 3}) == extractor
+    assert stage_key(cfg, EXTRACTOR, {"space": "w/o U", "steps": 3}) != extractor
+
+
+def test_the_dncnn_reaches_a_key_only_when_it_is_the_residual_filter():
+    assert _key(INPUT_CHAIN) == _key(INPUT_CHAIN, **{"dncnn.steps": 99})
+    dncnn = {"fingerprint.residual_filter": "dncnn"}
+    assert _key(INPUT_CHAIN, **dncnn) != _key(INPUT_CHAIN, **dncnn, **{"dncnn.steps": 99})
+    assert _key(CLOSED_SET_EXTRACTOR, **dncnn) != _key(CLOSED_SET_EXTRACTOR, **dncnn, **{"dncnn.steps": 99})
+
+
+def test_downstream_stages_follow_the_zoo_and_ffd_follows_every_bank_it_reads():
+    assert _key(LORA_VARIANTS) != _key(LORA_VARIANTS, **{"zoo.width": 4})
+    assert _key(ZOO) == _key(ZOO, **{"lora.rank": 2})
+    assert _key(FFD_VECTORS) != _key(FFD_VECTORS, **{"bank.steps": 5})
+    assert _key(FFD_VECTORS) == _key(FFD_VECTORS, **{"ffd.bootstrap": 999})
+
+
+def _folder(root, content=b"abc"):
+    (root / "set_a").mkdir(parents=True)
+    (root / "set_a" / "x.png").write_bytes(content)
+    (root / "set_b").mkdir()
+    (root / "set_b" / "y.png").write_bytes(b"def")
+    return root
+
+
+def test_a_user_folder_counts_by_its_contents_not_its_path(tmp_path, data_dir):
+    one = _folder(tmp_path / "one")
+    same_elsewhere = _folder(tmp_path / "two")
+    key = _key(BANK, **{"photos.real_image_dir": str(one)})
+    assert key == _key(BANK, **{"photos.real_image_dir": str(same_elsewhere)})
+    assert key != _key(BANK)
+    (one / "set_a" / "x.png").write_bytes(b"abd")  # same size, other bytes
+    assert _key(BANK, **{"photos.real_image_dir": str(one)}) != key
+    assert _key(PHOTO_POOL, **{"photos.real_image_dir": str(one)}) != _key(PHOTO_POOL)
+    (one / ".hidden").write_text("ignored")
+    assert folder_digest(one) == folder_digest(one)
+    (one / "set_b" / "z.png").write_bytes(b"")  # a new file
+    assert _key(BANK, **{"photos.real_image_dir": str(one)}) != key
+    with pytest.raises(FileNotFoundError):
+        folder_digest(tmp_path / "missing")
+
+
+def test_keys_are_stable_across_processes():
+    code = ("from zsattr.core import config; from zsattr.core.keys import stage_key; "
+            "from zsattr.extractor.stage import EXTRACTOR; "
+            "print(stage_key(config.resolve('cpu'), EXTRACTOR, {'space': 'full', 'steps': 7}))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == stage_key(config.resolve("cpu"), EXTRACTOR, {"space": "full", "steps": 7})

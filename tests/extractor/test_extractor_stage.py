@@ -1,0 +1,176 @@
+import numpy as np
+import pytest
+import torch
+
+from zsattr.core import config
+from zsattr.core.cache import ArtefactStore
+from zsattr.extractor import stage as es
+from zsattr.extractor.data import CachedPoolSource, ImageSetSource, SyntheticSource, holdout_split
+from zsattr.fingerprint import chain, residual
+from zsattr.synthesis import all_codes
+from zsattr.synthesis import bank as bank_mod
+
+
+def _tiny(**kw):
+    base = {"bank.codes": 6, "bank.seeds": 2, "bank.steps": 4, "bank.train_size": 8, "bank.batch": 4,
+            "bank.check_every": 2, "bank.pool_crops": 64, "bank.workers": 1, "image_size": 16,
+            "extractor.backbone": "resnet18", "extractor.steps": 4, "extractor.p": 4, "extractor.k": 2,
+            "extractor.checkpoint_every": 2, "extractor.crop_pool": 32, "extractor.heldout_images": 4,
+            "extractor.heldout_codes": 0.2, "extractor.heldout_seeds": 0.3}
+    return config.resolve("smoke", **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tiny_bank(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    return bank_mod.load_bank(_tiny(), ArtefactStore(root)), root
+
+
+HIGHPASS = chain.InputChain(residual.HighPass(3))
+ENTRIES = [(c, s) for c in all_codes()[:40] for s in range(3)]
+
+
+@pytest.mark.parametrize("codes,seeds", [(0.1, 0.1), (0.25, 0.0), (0.0, 0.5)])
+def test_holdout_split_partitions_the_bank_and_is_deterministic(codes, seeds):
+    split = holdout_split(ENTRIES, codes, seeds, seed=3)
+    parts = [set(split.train), set(split.unseen_seed), set(split.unseen_code)]
+    assert sum(map(len, parts)) == len(ENTRIES) and set.union(*parts) == set(range(len(ENTRIES)))
+    assert split == holdout_split(ENTRIES, codes, seeds, seed=3)
+    train_codes = {ENTRIES[i][0] for i in split.train}
+    # unseen codes: no seed of theirs was trained; unseen seeds: another seed of the code was
+    assert not {ENTRIES[i][0] for i in split.unseen_code} & train_codes
+    assert {ENTRIES[i][0] for i in split.unseen_seed} <= train_codes
+    assert all(ENTRIES[i][1] == 2 for i in split.unseen_seed)  # the highest seed is held out
+    assert len(split.unseen_code) == 3 * round(codes * 40)
+    assert (len(split.unseen_seed) > 0) == (seeds > 0)
+    assert split != holdout_split(ENTRIES, codes, seeds, seed=4) or codes == seeds == 0
+
+
+def test_holdout_split_rejects_bad_fractions_and_keeps_two_models():
+    with pytest.raises(ValueError, match="code_fraction"):
+        holdout_split(ENTRIES, 1.0, 0.0)
+    tiny = [(c, 0) for c in all_codes()[:3]]
+    split = holdout_split(tiny, 0.1, 0.5)
+    assert len(split.unseen_code) == 1 and split.unseen_seed == () and len(split.train) == 2
+
+
+def test_synthetic_batches_are_p_by_k_and_reproducible(tiny_bank):
+    bank, _ = tiny_bank
+    crops = torch.rand(10, 3, 16, 16)
+    source = SyntheticSource(bank, [0, 2, 3, 5, 7], crops, HIGHPASS)
+    x, y = source.batch(np.random.default_rng(0), 3, 4)
+    assert x.shape == (12, 3, 16, 16)
+    rows = y.view(3, 4)  # K consecutive samples per class, P distinct classes
+    assert (rows == rows[:, :1]).all() and len(set(rows[:, 0].tolist())) == 3
+    x2, y2 = source.batch(np.random.default_rng(0), 3, 4)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert torch.isfinite(x).all() and x.min() >= torch.log(torch.tensor(chain.LOG_EPS))  # log|DFT|
+    # P larger than the number of classes: every class once
+    _, y3 = source.batch(np.random.default_rng(1), 9, 2)
+    assert sorted(set(y3.tolist())) == list(range(5))
+    with pytest.raises(ValueError, match="at least 2"):
+        SyntheticSource(bank, [1], crops, HIGHPASS)
+
+
+def test_a_class_label_means_the_same_model_in_every_batch(tiny_bank):
+    """Class c's inputs must be exactly model indices[c] applied to the chosen crops."""
+    bank, _ = tiny_bank
+    crops = torch.rand(6, 3, 16, 16)
+    to_input = HIGHPASS
+    source = SyntheticSource(bank, [4, 1, 6], crops, to_input)
+    rng = np.random.default_rng(5)
+    x, y = source.batch(rng, 2, 6)  # K = all crops, so each class shows every crop once
+    for c in set(y.tolist()):
+        expected = to_input(bank.apply([4, 1, 6][c], crops))
+        got = x[y == c]
+        assert all(any(torch.allclose(g, e, atol=1e-5) for e in expected) for g in got)
+
+
+def test_cached_pool_draws_from_precomputed_inputs(tiny_bank):
+    bank, _ = tiny_bank
+    source = SyntheticSource(bank, [0, 1, 2], torch.rand(8, 3, 16, 16), HIGHPASS)
+    pool = CachedPoolSource(source, per_model=4)
+    assert pool.pool.shape == (3, 4, 3, 16, 16) and pool.nbytes == 3 * 4 * 3 * 16 * 16 * 4
+    x, y = pool.batch(np.random.default_rng(0), 2, 3)
+    assert x.shape == (6, 3, 16, 16)
+    for xi, yi in zip(x, y):
+        assert any(torch.equal(xi, row) for row in pool.pool[yi])
+
+
+def test_image_set_source_balances_classes_and_validates():
+    images = torch.rand(11, 3, 8, 8)
+    labels = [0] * 5 + [1] * 4 + [2] * 2
+    source = ImageSetSource(images, labels, HIGHPASS)
+    assert source.n_classes == 3
+    x, y = source.batch(np.random.default_rng(0), 3, 3)  # class 2 has 2 images: drawn with replacement
+    assert x.shape == (9, 3, 8, 8) and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ImageSetSource(images[:3], [0, 0, 0], HIGHPASS)
+    with pytest.raises(ValueError, match="empty"):
+        ImageSetSource(images[:3], [0, 2, 2], HIGHPASS)
+
+
+def test_settings_follow_the_preset_and_the_paper_schedule():
+    st = es.settings_for(config.resolve("cpu"))
+    assert st.steps == 700 and st.p * st.k == 32 and st.restart_mult == 2
+    assert st.restart_period == round(0.375 * 700) and st.eta_min == pytest.approx(st.lr / 10)
+    assert es.settings_for(config.resolve("cpu"), steps=100).restart_period == 38
+    with pytest.raises(ValueError, match="extractor.k"):
+        es.settings_for(config.resolve("smoke").replace(**{"extractor.k": 1}))
+
+
+def test_space_indices_apply_the_ablation_subset_to_training_models_only(tiny_bank):
+    bank, _ = tiny_bank
+    split = es.split_of(_tiny(), bank)
+    full = es.space_indices(bank, split, "full")
+    one_seed = es.space_indices(bank, split, "w/o seed")
+    assert full == list(split.train)
+    assert set(one_seed) < set(full) and len({bank.entries[i][0] for i in one_seed}) == len(one_seed)
+    with pytest.raises(ValueError, match="unknown model space"):
+        es.space_indices(bank, split, "w/o everything")
+
+
+def test_stage_trains_caches_and_resumes_to_the_same_weights(tiny_bank, monkeypatch):
+    _, root = tiny_bank
+    cfg = _tiny()
+    store = ArtefactStore(root)
+    real_train = es.training.train
+
+    def killed(*args, **kwargs):  # dies after 2 of 4 steps, like a kill after a checkpoint
+        real_train(*args, **kwargs, stop_after=2)
+        raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(es.training, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        es.train_extractor(cfg, store=store)
+    monkeypatch.setattr(es.training, "train", real_train)
+    resumed = es.train_extractor(cfg, store=store)
+    assert resumed.built_now and resumed.summary["steps"] == 4 and len(resumed.history) == 4
+    assert resumed.summary["samples_per_second"] > 0 and np.isfinite(resumed.summary["final_loss"])
+    straight = es.train_extractor(cfg, store=ArtefactStore(root / "other"))
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+    again = es.train_extractor(cfg, store=store)
+    assert not again.built_now and again.path == resumed.path
+    # the held-out models are not among the training classes
+    assert not set(resumed.train_indices) & set(resumed.split.unseen_code + resumed.split.unseen_seed)
+    images, labels = es.heldout_images_of(cfg, bank_mod.load_bank(cfg, store), list(resumed.split.unseen_code))
+    assert images.shape == (4 * len(resumed.split.unseen_code), 3, 16, 16) and len(labels) == len(images)
+    inputs = chain.input_chain(cfg)(images)
+    assert resumed.model.embed(inputs).shape == (len(inputs), 512)
+
+
+def test_closed_set_training_uses_the_same_trainer_and_is_cached(tmp_path):
+    cfg = _tiny(**{"extractor.steps": 3})
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(12, 3, 16, 16, generator=g), [0] * 4 + [1] * 4 + [2] * 4
+    st = es.closed_set_settings(cfg, 3, 3)
+    assert st.p == 3 and st.p * st.k >= cfg.extractor.p * cfg.extractor.k - 2  # same batch size
+    store = ArtefactStore(tmp_path)
+    first = es.train_closed_set(cfg, images, labels, 3, "toy", store)
+    assert first.built_now and first.summary["n_classes"] == 3 and first.summary["steps"] == 3
+    assert first.model.head.out_features == 3 and first.split is None
+    again = es.train_closed_set(cfg, images, labels, 3, "toy", store)
+    assert not again.built_now and again.path == first.path
+    other = es.train_closed_set(cfg, images, labels, 3, "other data", store)
+    assert other.path != first.path

@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from zsattr.extractor.training import TrainSettings, train, train_step
+
+
+class TinyNet(nn.Module):
+    """Same interface as FingerprintExtractor: (logits, embedding)."""
+
+    def __init__(self, n_classes=4):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.head = nn.Linear(32, n_classes)
+
+    def forward(self, x):
+        e = self.trunk(x)
+        return self.head(e), e
+
+
+class ClusterSource:
+    """Class c's samples: a fixed random pattern for c plus noise."""
+
+    n_classes = 4
+
+    def __init__(self):
+        self.patterns = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def batch(self, rng, p, k):
+        classes = rng.choice(self.n_classes, size=p, replace=False)
+        labels = np.repeat(classes, k)
+        noise = torch.from_numpy(rng.normal(size=(p * k, 3, 8, 8)).astype(np.float32))
+        return self.patterns[labels] + 0.5 * noise, torch.from_numpy(labels)
+
+
+def _fresh(seed=0):
+    torch.manual_seed(seed)
+    return TinyNet()
+
+
+def test_gradients_do_not_accumulate_and_clipping_acts_on_the_current_gradient():
+    model = _fresh()
+    x, y = ClusterSource().batch(np.random.default_rng(0), 2, 3)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # parameters never move
+    loose = TrainSettings(steps=1, p=2, k=3, clip_norm=1e9)
+    first = train_step(model, frozen, x, y, loose)
+    grads_first = [p.grad.clone() for p in model.parameters()]
+    second = train_step(model, frozen, x, y, loose)
+    for g1, p in zip(grads_first, model.parameters()):
+        assert torch.allclose(g1, p.grad)  # accumulation would have doubled it
+    assert second.grad_norm == pytest.approx(first.grad_norm, rel=1e-5)
+
+    tight = TrainSettings(steps=1, p=2, k=3, clip_norm=0.01)
+    third = train_step(model, frozen, x, y, tight)
+    assert third.grad_norm == pytest.approx(first.grad_norm, rel=1e-5)  # measured before clipping
+    clipped = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
+    assert clipped.item() == pytest.approx(0.01, rel=1e-3)
+
+
+def test_clipping_happens_before_the_optimiser_step():
+    model = _fresh()
+    x, y = ClusterSource().batch(np.random.default_rng(1), 2, 3)
+    before = [p.detach().clone() for p in model.parameters()]
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    train_step(model, sgd, x, y, TrainSettings(steps=1, clip_norm=0.001))
+    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before)))
+    assert moved.item() == pytest.approx(0.001, rel=1e-3)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    settings = TrainSettings(steps=8, p=2, k=3, lr=1e-2, checkpoint_every=3, restart_period=4)
+    full = _fresh()
+    train(full, ClusterSource(), settings, tmp_path / "a", seed=5)
+    interrupted = _fresh()
+    train(interrupted, ClusterSource(), settings, tmp_path / "b", seed=5, stop_after=5)
+    resumed = _fresh(seed=123)  # a new process would start from another init; the checkpoint wins
+    result = train(resumed, ClusterSource(), settings, tmp_path / "b", seed=5)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h["step"] for h in result.history] == list(range(1, 9))
+    assert (tmp_path / "b" / "log.csv").read_text().count("\n") == 9
+
+
+def test_checkpoint_from_other_settings_is_refused(tmp_path):
+    train(_fresh(), ClusterSource(), TrainSettings(steps=2, p=2, k=2, checkpoint_every=1), tmp_path, seed=0)
+    with pytest.raises(ValueError, match="other training settings"):
+        train(_fresh(), ClusterSource(), TrainSettings(steps=4, p=2, k=2, checkpoint_every=1), tmp_path, seed=0)
+
+
+def test_training_learns_the_toy_classes(tmp_path):
+    settings = TrainSettings(steps=60, p=4, k=4, lr=3e-2, checkpoint_every=60, restart_period=60)
+    result = train(_fresh(), ClusterSource(), settings, tmp_path, seed=0)
+    first = np.mean([h["loss"] for h in result.history[:5]])
+    last = np.mean([h["loss"] for h in result.history[-5:]])
+    assert last < 0.5 * first
+    assert np.mean([h["accuracy"] for h in result.history[-5:]]) > 0.9
+
+
+@pytest.mark.slow
+def test_two_process_ddp_keeps_ranks_in_sync(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ddp_toy.py")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(tmp_path)],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "log.csv").exists()
+
+
+def test_batch_softmax_only_involves_the_classes_present():
+    from zsattr.extractor.losses import batch_hard_triplet_loss
+
+    model = _fresh()
+    x, y = ClusterSource().batch(np.random.default_rng(2), 2, 3)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    settings = TrainSettings(steps=1, p=2, k=3, ce_over="batch", triplet_weight=0.0)
+    result = train_step(model, frozen, x, y, settings)
+    with torch.no_grad():
+        logits, embedding = model(x)
+    present = torch.unique(y)
+    expected = torch.nn.functional.cross_entropy(logits[:, present], torch.searchsorted(present, y))
+    assert result.ce == pytest.approx(expected.item(), rel=1e-5)
+    assert result.ce < torch.nn.functional.cross_entropy(logits, y).item()  # fewer competitors
+    absent = [c for c in range(4) if c not in present.tolist()]
+    assert torch.all(model.head.weight.grad[absent] == 0)  # absent classes get no gradient
+    # normalised vs raw triplet distances differ (the setting is honoured)
+    raw = train_step(model, frozen, x, y, TrainSettings(steps=1, p=2, k=3, triplet_normalised=False))
+    assert raw.triplet == pytest.approx(batch_hard_triplet_loss(embedding, y).item(), rel=1e-4)
+
+
+def test_prototype_cross_entropy_matches_a_brute_force_reference():
+    from zsattr.extractor.training import prototype_cross_entropy
+
+    g = torch.Generator().manual_seed(3)
+    e = torch.randn(9, 5, generator=g)
+    y = torch.tensor([4, 4, 4, 1, 1, 7, 7, 7, 2])  # class 2 has a single sample: skipped
+    ce, acc = prototype_cross_entropy(e, y, 10.0)
+    n = torch.nn.functional.normalize(e, dim=1)
+    losses, hits = [], []
+    for i in range(len(y)):
+        if (y == y[i]).sum() < 2:
+            continue
+        logits = []
+        for c in sorted(set(y.tolist())):
+            members = [j for j in range(len(y)) if y[j] == c and j != i]
+            proto = torch.nn.functional.normalize(n[members].mean(0), dim=0)
+            logits.append(10.0 * (n[i] @ proto))
+        logits = torch.stack(logits)
+        target = sorted(set(y.tolist())).index(int(y[i]))
+        losses.append(torch.nn.functional.cross_entropy(logits[None], torch.tensor([target])))
+        hits.append(float(logits.argmax() == target))
+    assert ce.item() == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
+    assert acc.item() == pytest.approx(np.mean(hits))
+    single = prototype_cross_entropy(e[:2].clone().requires_grad_(), torch.tensor([0, 1]), 10.0)[0]
+    assert single.item() == 0.0 and single.requires_grad

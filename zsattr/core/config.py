@@ -1,0 +1,422 @@
+"""The configuration: one frozen dataclass per stage, composed into one frozen `Config`.
+
+    cfg = resolve("cpu", seed=1, **{"bank.steps": 8})
+    cfg.bank.steps, cfg.zoo.models, cfg.image_size
+    cfg.replace(**{"photos.downscale": 1.0})
+
+Keys. A top-level setting by its name (`seed`, `device`, `image_size`); a stage's setting as
+`<stage>.<field>` (`bank.steps`, `zoo.models`, `fingerprint.residual_filter`). The CLI's
+`--set KEY=VALUE` takes the same keys (values as JSON where they parse: `--set bank.steps=8
+zoo.models='["vae","ldm"]'`). `zsattr presets` lists every key with its value per preset.
+
+Defaults are the `smoke` scale (the stored default of every notebook); a preset states only
+what differs from them. Every field is checked on construction: its type (from the
+annotation; an int is accepted for a float, a list for a tuple) and its range or choices
+(from the field's metadata), with an error naming the key. A stage's cache key hashes the
+fields of its section that are `keyed` (see `zsattr.core.keys`): fields that never change an
+artefact (worker counts, how many images a notebook shows) are not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def setting(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, choices: tuple | None = None, keyed: bool = True):
+    """A config field with its checks: bounds (ge/gt/le/lt), allowed values, and whether the
+    stage's cache key hashes it (`keyed=False`: the field never changes what the stage builds)."""
+    return field(default=default, metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices,
+                                            "keyed": keyed})
+
+
+def _type_name(kind) -> str:
+    return getattr(kind, "__name__", str(kind)).replace("NoneType", "None")
+
+
+def _coerce(key: str, kind, value: Any) -> Any:
+    """`value` as the annotated `kind`, or a TypeError that names the key."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{key} must be a list of {_type_name(args[0])}, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", args[0], v) for i, v in enumerate(value))
+    if args and type(None) in args:  # X | None
+        if value is None:
+            return None
+        return _coerce(key, next(a for a in args if a is not type(None)), value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{key} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{key} must be an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TypeError(f"{key} must be a finite number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"{key}: unsupported config type {kind!r}")
+
+
+def _check_range(key: str, value: Any, meta: dict) -> None:
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if v is None:
+            continue
+        if meta.get("choices") is not None and v not in meta["choices"]:
+            raise ValueError(f"{key} must be one of {list(meta['choices'])}, got {v!r}")
+        for bound, ok, word in (("ge", lambda a, b: a >= b, ">="), ("gt", lambda a, b: a > b, ">"),
+                                ("le", lambda a, b: a <= b, "<="), ("lt", lambda a, b: a < b, "<")):
+            if meta.get(bound) is not None and not ok(v, meta[bound]):
+                raise ValueError(f"{key} must be {word} {meta[bound]}, got {v!r}")
+
+
+class Section:
+    """Base of the stage configs: checks every field on construction."""
+
+    NAME = ""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            key = f"{self.NAME}.{f.name}" if self.NAME else f.name
+            value = _coerce(key, hints[f.name], getattr(self, f.name))
+            _check_range(key, value, f.metadata)
+            object.__setattr__(self, f.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """Checks across fields; a section overrides it where it has some."""
+
+    def keyed(self) -> dict[str, Any]:
+        """The fields a stage's cache key hashes (see `setting(keyed=...)`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("keyed", True)}
+
+
+@dataclass(frozen=True)
+class PhotosConfig(Section):
+    """The real-photo pool (zsattr.images.photos)."""
+
+    NAME = "photos"
+    downscale: float = setting(3.0, ge=1.0)  # antialiased downscale of bundled photos (JPEG-grid suppression)
+    holdout_fraction: float = setting(0.25, gt=0.0, lt=1.0)  # share of source photos held out (split by photo)
+    # a user folder (one sub-folder per source) replaces the bundled photos; keys hash its contents, not its path
+    real_image_dir: str | None = setting(None, keyed=False)
+    spectrum_crops: int = setting(64, ge=1, keyed=False)  # crops averaged for the pool's mean spectrum (notebook 00)
+
+
+@dataclass(frozen=True)
+class FingerprintConfig(Section):
+    """The input chain: residual filter -> |DFT| -> log or raw (zsattr.fingerprint.chain)."""
+
+    NAME = "fingerprint"
+    residual_filter: str = setting("highpass", choices=("highpass", "dncnn"))  # what makes the noise residual
+    highpass_kernel: int = setting(3, ge=3)  # box size of the fixed high-pass residual filter (odd)
+    spectrum: str = setting("log", choices=("log", "raw"))  # what the extractor sees: log|DFT| | |DFT| (the authors')
+
+    def check(self) -> None:
+        if self.highpass_kernel % 2 != 1:
+            raise ValueError(f"fingerprint.highpass_kernel must be odd, got {self.highpass_kernel}")
+
+
+@dataclass(frozen=True)
+class DncnnConfig(Section):
+    """The DnCNN residual filter's training (zsattr.fingerprint.dncnn)."""
+
+    NAME = "dncnn"
+    depth: int = setting(4, ge=2)  # conv layers (paper: 17)
+    width: int = setting(16, ge=1)  # feature channels (paper: 64)
+    steps: int = setting(30, ge=1)  # training steps (Gaussian denoising of real crops)
+    batch: int = setting(8, ge=1)  # crops per step
+    crop: int = setting(24, ge=4)  # training crop side
+    sigma_max: float = setting(0.1, gt=0.0)  # noise std drawn uniformly in [0, this] per training crop
+
+
+@dataclass(frozen=True)
+class BankConfig(Section):
+    """The synthetic bank (zsattr.synthesis)."""
+
+    NAME = "bank"
+    codes: int = setting(6, ge=0, le=288)  # architectures: 0 = all 288, else a coverage-spread subset
+    seeds: int = setting(2, ge=1)  # training seeds per architecture (seeds 0..n-1)
+    train_size: int = setting(16, ge=4)  # crop side the bank trains on (models are fully convolutional)
+    batch: int = setting(8, ge=1)  # crops per model per training step
+    steps: int = setting(24, ge=0)  # step budget per model (Adam, cosine decay)
+    lr: float = setting(1e-2, gt=0.0)  # Adam learning rate at the start of the cosine decay
+    eta: float = setting(0.005, ge=0.0)  # paper's eta: a model stops once its eval MSE <= eta
+    check_every: int = setting(8, ge=1)  # steps between eta checks
+    pool_crops: int = setting(1024, ge=1)  # real train-split crops the bank draws its batches from
+    workers: int = setting(1, ge=1, keyed=False)  # processes training the bank (1 = in this process)
+
+    def check(self) -> None:
+        if self.train_size % 4:
+            raise ValueError(f"bank.train_size must be a multiple of 4, got {self.train_size}")
+
+
+SMOKE_ZOO = ("dcgan_tconv", "dcgan_bilinear", "vae", "ddpm")
+FULL_ZOO = ("dcgan_tconv", "dcgan_tconv_seed1", "dcgan_nearest", "dcgan_bilinear", "dcgan_pixelshuffle",
+            "lsgan_tconv", "wgangp_nearest", "sngan_resnet", "stylegan_mini", "transgan", "vae", "vae_seed1",
+            "beta_vae", "glow", "ddpm", "ldm")
+
+
+@dataclass(frozen=True)
+class ZooConfig(Section):
+    """The real-model zoo (zsattr.zoo)."""
+
+    NAME = "zoo"
+    models: tuple[str, ...] = setting(SMOKE_ZOO)  # registry names trained
+    steps: int = setting(160, ge=1)  # base optimisation steps per model (scaled by each model's step_weight)
+    batch_size: int = setting(16, ge=1)  # images per training step
+    width: int = setting(8, ge=1)  # base channel width of every zoo network
+    train_crops: int = setting(512, ge=1)  # fixed training set: crops drawn once from the train split
+    n_samples: int = setting(32, ge=1)  # lossless PNG samples written per model
+    ddim_steps: int = setting(10, ge=1)  # DDIM steps when sampling the diffusion models
+    checkpoint_every: int = setting(50, ge=1)  # steps between atomic training checkpoints
+
+    def check(self) -> None:
+        if not self.models:
+            raise ValueError("zoo.models must name at least one model")
+
+
+@dataclass(frozen=True)
+class FfdConfig(Section):
+    """FFD and diversity (zsattr.experiments.ffd)."""
+
+    NAME = "ffd"
+    images: int = setting(8, ge=1)  # images per model averaged into its radial-spectrum vector
+    bootstrap: int = setting(20, ge=1, keyed=False)  # bootstrap draws for every FFD / coverage interval
+    coverage_k: int = setting(3, ge=1, keyed=False)  # k of the k-nearest-neighbour balls in the coverage metric
+    fewer_steps: tuple[int, ...] = setting((8,), ge=0)  # extra banks trained with these step budgets
+
+
+@dataclass(frozen=True)
+class LastBlockConfig(Section):
+    """The last-block experiment (zsattr.experiments.lastblock)."""
+
+    NAME = "lastblock"
+    width: int = setting(64, ge=16)  # channels of the 4x4 block; halved per up-block, never below 16
+    z_dim: int = setting(64, ge=1)  # latent size of the ProGAN-like generators
+    steps: int = setting(150, ge=1)  # training steps per GAN (4 GANs: 2 pairs x 2 seeds)
+    batch: int = setting(32, ge=1)  # training batch (real crops and fakes)
+    lr: float = setting(2e-4, gt=0.0)  # Adam learning rate of generator and discriminator
+    n_crops: int = setting(512, ge=1)  # real training crops drawn once from the train split
+    checkpoint_every: int = setting(100, ge=1)  # steps between atomic training checkpoints
+    n_train_images: int = setting(256, ge=2, keyed=False)  # images per model to train the spectrum classifier
+    n_test_images: int = setting(128, ge=1, keyed=False)  # held-out images per model and per composed model
+
+
+@dataclass(frozen=True)
+class ExtractorConfig(Section):
+    """The fingerprint extractor's training (zsattr.extractor)."""
+
+    NAME = "extractor"
+    backbone: str = setting("resnet18", choices=("resnet18", "resnet34", "resnet50"))  # trained from scratch
+    # optimisation steps of the main (full-space) run; the stage keys the steps it actually trains
+    steps: int = setting(30, ge=1, keyed=False)
+    p: int = setting(8, ge=2)  # synthetic models per batch (P of P x K)
+    k: int = setting(4, ge=2)  # real crops per model per batch (K of P x K)
+    lr: float = setting(1e-3, gt=0.0)  # AdamW peak learning rate (paper: 1e-4 with a pretrained encoder)
+    weight_decay: float = setting(0.01, ge=0.0)  # AdamW weight decay (paper: 0.01)
+    triplet_normalised: bool = setting(True)  # triplet on L2-normalised embeddings (paper: raw Euclidean)
+    # cross-entropy over: the batch's model prototypes | the batch's models | all models (paper)
+    ce_over: str = setting("prototypes", choices=("prototypes", "batch", "all"))
+    restart_fraction: float = setting(0.375, gt=0.0, le=1.0)  # first cosine cycle as a share of the steps (paper: 15 of 40 epochs)
+    amp: bool = setting(False)  # autocast mixed precision (bf16 on CPU, fp16 on CUDA)
+    checkpoint_every: int = setting(10, ge=1)  # steps between atomic training checkpoints
+    crop_pool: int = setting(512, ge=1)  # real train-split crops drawn once; the synthetic models fingerprint them
+    heldout_codes: float = setting(0.2, ge=0.0, lt=1.0)  # share of architectures held out of training (unseen codes)
+    heldout_seeds: float = setting(0.2, ge=0.0, lt=1.0)  # share of the other architectures whose last seed is held out
+    heldout_images: int = setting(16, ge=2, keyed=False)  # holdout-photo images fingerprinted per held-out model
+    eval_k: int = setting(5, ge=1, keyed=False)  # gallery images per model in the held-out identification check
+
+
+@dataclass(frozen=True)
+class EvaluationConfig(Section):
+    """Zero-shot evaluation (zsattr.attribution, zsattr.experiments)."""
+
+    NAME = "evaluation"
+    k: int = setting(5, ge=1)  # support images per model in a gallery entry (paper: 10)
+    draws: int = setting(3, ge=1)  # seeded support draws; identification reports mean and std over them
+    kshots: tuple[int, ...] = setting((1, 2, 5, 10), ge=1)  # k values of the k-shot sweep
+    pairs: int = setting(400, ge=2)  # verification pairs drawn in each of the calibration and test halves
+    calibration_fraction: float = setting(0.5, gt=0.0, lt=1.0)  # share of each model's images whose pairs calibrate the threshold
+    unknown_fraction: float = setting(0.25, gt=0.0, lt=1.0)  # share of models left out of the gallery in the open-set test
+    baseline_train_fraction: float = setting(0.5, gt=0.0, lt=1.0)  # share of each real-training model's images the baseline trains on
+    batch: int = setting(64, ge=1)  # images per feature-extraction batch
+    closed_set_steps: int = setting(20, ge=1)  # training steps of the closed-set baseline (real-training models)
+    ablation_steps: int = setting(20, ge=1)  # training steps of each diversity ablation (and of its full-space control)
+    ablation_spaces: tuple[str, ...] = setting(("w/o U", "w/o seed"))  # reduced synthetic spaces trained for the ablation
+    robustness_images: int = setting(12, ge=2)  # images per model perturbed in the robustness test (notebook 07)
+
+
+@dataclass(frozen=True)
+class LoraConfig(Section):
+    """LoRA variants of zoo models (zsattr.zoo.variants)."""
+
+    NAME = "lora"
+    bases: tuple[str, ...] = setting(("ddpm", "dcgan_tconv"))  # zoo models fine-tuned with LoRA (GANs or diffusion; must be in zoo.models)
+    variants: int = setting(2, ge=1)  # LoRA variants per base (each: its own seed and holdout-photo subset)
+    rank: int = setting(4, ge=1)  # rank r of every adapter
+    alpha: float = setting(4.0, gt=0.0)  # adapter scale alpha; the update is scaled by alpha / r
+    steps: int = setting(40, ge=1)  # base fine-tuning steps per variant (scaled by the zoo's step_weight)
+    lr_scale: float = setting(2.5, gt=0.0)  # adapter learning rate = this x the base's own zoo rate (GAN critic: x1)
+    batch: int = setting(16, ge=1)  # holdout crops per fine-tuning step
+    photos: int = setting(2, ge=0)  # holdout photos each variant fine-tunes on (0 = all holdout photos)
+    crops: int = setting(256, ge=1)  # crops drawn once from a variant's photos: its fine-tuning set
+    n_samples: int = setting(24, ge=1)  # lossless PNG samples written per variant
+    checkpoint_every: int = setting(50, ge=1)  # steps between atomic fine-tuning checkpoints
+
+
+SECTIONS: dict[str, type[Section]] = {cls.NAME: cls for cls in (
+    PhotosConfig, FingerprintConfig, DncnnConfig, BankConfig, ZooConfig, FfdConfig, LastBlockConfig,
+    ExtractorConfig, EvaluationConfig, LoraConfig)}
+
+
+@dataclass(frozen=True)
+class Config(Section):
+    """Every setting of the compendium: the scale-wide ones, and one section per stage."""
+
+    preset: str = setting("smoke")
+    seed: int = setting(0, ge=0)  # the seed every stage derives its own seeds from
+    device: str = setting("auto")  # auto | cpu | cuda | cuda:N | mps
+    image_size: int = setting(32, ge=8)  # side of every crop fed to models, pixels
+    photos: PhotosConfig = field(default_factory=PhotosConfig)
+    fingerprint: FingerprintConfig = field(default_factory=FingerprintConfig)
+    dncnn: DncnnConfig = field(default_factory=DncnnConfig)
+    bank: BankConfig = field(default_factory=BankConfig)
+    zoo: ZooConfig = field(default_factory=ZooConfig)
+    ffd: FfdConfig = field(default_factory=FfdConfig)
+    lastblock: LastBlockConfig = field(default_factory=LastBlockConfig)
+    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            if f.name in SECTIONS:
+                if not isinstance(getattr(self, f.name), SECTIONS[f.name]):
+                    raise TypeError(f"{f.name} must be a {SECTIONS[f.name].__name__}")
+                continue
+            value = _coerce(f.name, hints[f.name], getattr(self, f.name))
+            _check_range(f.name, value, f.metadata)
+            object.__setattr__(self, f.name, value)
+        if not DEVICE_PATTERN.match(self.device):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if self.image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4 and >= 8, got {self.image_size}")
+
+    def replace(self, **overrides: Any) -> "Config":
+        """A copy with `overrides` (keys as in the module docstring) applied and checked."""
+        return _build(self.preset, flat_values(self), overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def keys() -> list[str]:
+    """Every override key: top-level names, then `<section>.<field>`, in definition order."""
+    out = [f.name for f in fields(Config) if f.name not in SECTIONS and f.name != "preset"]
+    for name, cls in SECTIONS.items():
+        out += [f"{name}.{f.name}" for f in fields(cls)]
+    return out
+
+
+def flat_values(cfg: Config) -> dict[str, Any]:
+    """key -> value for every key of `keys()`."""
+    return {key: get(cfg, key) for key in keys()}
+
+
+def get(cfg: Config, key: str) -> Any:
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(cfg, section) if section else cfg, name)
+
+
+def _check_keys(overrides: dict[str, Any]) -> None:
+    if "preset" in overrides:
+        raise KeyError("'preset' is chosen by the first argument of resolve(), not overridden")
+    known = set(keys())
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise KeyError(f"unknown config key(s) {unknown}; known keys: {keys()}")
+
+
+def _build(preset: str, base: dict[str, Any], overrides: dict[str, Any]) -> Config:
+    _check_keys(overrides)
+    values = {**base, **overrides}
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for key, value in values.items():
+        section, _, name = key.rpartition(".")
+        (sections[section] if section else top)[name] = value
+    return Config(preset=preset, **top, **{name: SECTIONS[name](**v) for name, v in sections.items()})
+
+
+# Presets state only what differs from the defaults above (the `smoke` scale).
+PRESETS: dict[str, dict[str, Any]] = {
+    # CI and nbval: the whole chain in a few minutes on 2 cores, tiny sizes.
+    "smoke": {},
+    # The main job: a 2-core laptop CPU, well under an hour for the whole chain.
+    "cpu": {
+        "image_size": 64, "photos.spectrum_crops": 1024,
+        "bank.codes": 0, "bank.steps": 32, "bank.workers": 2,
+        "dncnn.depth": 6, "dncnn.width": 24, "dncnn.steps": 150,
+        "zoo.models": FULL_ZOO, "zoo.steps": 200, "zoo.width": 16, "zoo.train_crops": 4096,
+        "zoo.n_samples": 128, "zoo.checkpoint_every": 100,
+        "ffd.images": 24, "ffd.bootstrap": 200, "ffd.fewer_steps": (8, 16),
+        "lastblock.steps": 400, "lastblock.n_crops": 4096, "lastblock.n_train_images": 1024,
+        "lastblock.n_test_images": 512,
+        "extractor.backbone": "resnet50", "extractor.steps": 700, "extractor.checkpoint_every": 100,
+        "extractor.crop_pool": 4096, "extractor.heldout_codes": 0.1, "extractor.heldout_seeds": 0.1,
+        "extractor.heldout_images": 32, "extractor.eval_k": 10,
+        "evaluation.k": 10, "evaluation.draws": 5, "evaluation.kshots": (1, 2, 5, 10, 20),
+        "evaluation.pairs": 4000, "evaluation.closed_set_steps": 150, "evaluation.ablation_steps": 150,
+        "evaluation.robustness_images": 32,
+        "lora.variants": 3, "lora.steps": 60, "lora.crops": 1024, "lora.n_samples": 64,
+    },
+    # The paper's sizes on GPUs; point photos.real_image_dir at CelebA/LSUN-style folders.
+    "paper": {
+        "image_size": 128, "photos.downscale": 1.0, "photos.spectrum_crops": 4096,
+        "bank.codes": 0, "bank.seeds": 20, "bank.train_size": 128, "bank.batch": 16, "bank.steps": 2000,
+        "bank.lr": 1e-3, "bank.check_every": 50, "bank.pool_crops": 20000,
+        "fingerprint.residual_filter": "dncnn",
+        "dncnn.depth": 17, "dncnn.width": 64, "dncnn.steps": 20000, "dncnn.batch": 64, "dncnn.crop": 64,
+        "zoo.models": FULL_ZOO, "zoo.steps": 20000, "zoo.batch_size": 64, "zoo.width": 64,
+        "zoo.train_crops": 50000, "zoo.n_samples": 1000, "zoo.ddim_steps": 50, "zoo.checkpoint_every": 500,
+        "ffd.images": 100, "ffd.bootstrap": 1000, "ffd.fewer_steps": (200, 1000),
+        "lastblock.width": 256, "lastblock.z_dim": 128, "lastblock.steps": 20000, "lastblock.batch": 64,
+        "lastblock.n_crops": 50000, "lastblock.checkpoint_every": 1000, "lastblock.n_train_images": 5000,
+        "lastblock.n_test_images": 2000,
+        "extractor.backbone": "resnet50", "extractor.steps": 40000, "extractor.p": 50, "extractor.lr": 1e-4,
+        "extractor.ce_over": "all", "extractor.amp": True, "extractor.checkpoint_every": 1000,
+        "extractor.crop_pool": 50000, "extractor.heldout_codes": 0.1, "extractor.heldout_seeds": 0.1,
+        "extractor.heldout_images": 100, "extractor.eval_k": 10,
+        "evaluation.k": 10, "evaluation.draws": 10, "evaluation.kshots": (1, 2, 5, 10, 20),
+        "evaluation.pairs": 10000, "evaluation.batch": 256, "evaluation.closed_set_steps": 10000,
+        "evaluation.ablation_steps": 10000, "evaluation.robustness_images": 200,
+        "lora.bases": ("ddpm", "dcgan_tconv", "stylegan_mini", "ldm"), "lora.variants": 5, "lora.rank": 8,
+        "lora.alpha": 8.0, "lora.steps": 2000, "lora.lr_scale": 2.0, "lora.batch": 64, "lora.crops": 10000,
+        "lora.n_samples": 500, "lora.checkpoint_every": 500,
+    },
+}
+
+
+def resolve(preset: str = "smoke", **overrides: Any) -> Config:
+    """The named preset with checked overrides applied (keys as in the module docstring)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    _check_keys(PRESETS[preset])  # a preset's own typo fails loudly too
+    return _build(preset, PRESETS[preset], overrides)

@@ -1,0 +1,179 @@
+"""The last-block experiment's measurements: a spectrum classifier, Test I and Test II.
+
+Classifier input (why): what tells two same-architecture generators apart is not their
+content (both learn the same photos) but the periodic traces their upsampling and last
+convolutions leave. So each image is reduced to the log-magnitude of the 2-D DFT of its
+high-pass residual (image minus a 3x3 box blur, which removes most content), averaged over
+the colour channels and kept as the non-redundant half of the spectrum; a standardised
+logistic regression on these features is the binary classifier. Linear and tiny, so what
+it learns is the spectrum and not a deep network's own taste.
+
+Test I: the classifier on held-out images of M1 and M2 (new latents). Test II: images of
+composed models, CM1 = M1 with its last k blocks from M2 and CM2 the reverse (same latents
+for all models). The flip rate is the fraction of composed-model images attributed to the
+donor of the last blocks, the mean over CM1 and CM2; the control swaps only the first block.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ...fingerprint.residual import highpass_residual
+from ...fingerprint.spectra import log_magnitude_spectrum
+from .models import Generator, block_groups, compose_first, compose_last, sample
+
+KS = (1, 2, 3)
+# Paper Fig. 3 numbers read off the figure (PAPER.md s.3): flip rate by upsampling and k,
+# and Test I accuracy of its two models (M1, M2).
+PAPER_FLIP = {"nearest": {1: 0.82, 2: 0.93, 3: 0.96}, "bilinear": {1: 0.89, 2: 0.92, 3: 0.94}}
+PAPER_TEST1 = {"nearest": (0.996, 0.990), "bilinear": (0.985, 0.993)}
+
+
+def spectrum_features(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, S, S) in [0, 1] -> (N, S * (S//2 + 1)) log |rFFT2| of the high-pass residual."""
+    residual = highpass_residual(images.double())
+    magnitude = torch.fft.rfft2(residual).abs().add(1e-8).log().mean(dim=1)
+    return magnitude.flatten(1).numpy().astype(np.float32)
+
+
+def fit_classifier(features_m1: np.ndarray, features_m2: np.ndarray, c: float = 0.01):
+    """Logistic regression (label 0 = M1, 1 = M2) on standardised spectrum features."""
+    x = np.concatenate([features_m1, features_m2])
+    y = np.r_[np.zeros(len(features_m1)), np.ones(len(features_m2))]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
+    return clf.fit(x, y)
+
+
+def share_m2(clf, images: torch.Tensor) -> float:
+    """Fraction of `images` the classifier attributes to M2."""
+    return float(clf.predict(spectrum_features(images)).mean())
+
+
+def run_pair(m1: Generator, m2: Generator, n_train: int, n_test: int, seed: int,
+             ks=KS, device: str = "cpu") -> dict:
+    """Classifier, Test I and Test II for one pair. Returns shares attributed to M2 per source.
+
+    Latent seeds: `seed` (classifier training), `seed + 1` (every test image), so composed
+    models see the same latents as the held-out Test I images.
+    """
+    train = {name: sample(m, n_train, seed, device=device) for name, m in (("M1", m1), ("M2", m2))}
+    clf = fit_classifier(spectrum_features(train["M1"]), spectrum_features(train["M2"]))
+    rows = {name: share_m2(clf, sample(m, n_test, seed + 1, device=device))
+            for name, m in (("M1", m1), ("M2", m2))}
+    for k in ks:
+        rows[f"CM1 k={k}"] = share_m2(clf, sample(compose_last(m1, m2, k), n_test, seed + 1, device=device))
+        rows[f"CM2 k={k}"] = share_m2(clf, sample(compose_last(m2, m1, k), n_test, seed + 1, device=device))
+    rows["CM1 first"] = share_m2(clf, sample(compose_first(m1, m2), n_test, seed + 1, device=device))
+    rows["CM2 first"] = share_m2(clf, sample(compose_first(m2, m1), n_test, seed + 1, device=device))
+    test1 = {"M1": 1 - rows["M1"], "M2": rows["M2"]}
+    return {
+        "share_m2": rows,
+        "test1_accuracy": (test1["M1"] + test1["M2"]) / 2,
+        "test1_per_model": test1,
+        "flip_rate": {k: (rows[f"CM1 k={k}"] + 1 - rows[f"CM2 k={k}"]) / 2 for k in ks},
+        "control_flip_rate": (rows["CM1 first"] + 1 - rows["CM2 first"]) / 2,
+        "n_blocks": len(block_groups(m1)),
+    }
+
+
+def results_table(results: dict):
+    """One row per (upsampling, swap): measured flip rate beside the paper's, and its two
+    halves (CM1's and CM2's share given to their donor), which expose a one-sided bias."""
+    rows = []
+    for ups, res in results.items():
+        share = res["share_m2"]
+        for k, flip in res["flip_rate"].items():
+            rows.append({"upsampling": ups, "swapped": f"last {k}", "flip_rate": flip,
+                         "paper_flip_rate": PAPER_FLIP[ups].get(k, float("nan")),
+                         "CM1_to_donor": share[f"CM1 k={k}"], "CM2_to_donor": 1 - share[f"CM2 k={k}"]})
+        rows.append({"upsampling": ups, "swapped": "first (control)",
+                     "flip_rate": res["control_flip_rate"], "paper_flip_rate": float("nan"),
+                     "CM1_to_donor": share["CM1 first"], "CM2_to_donor": 1 - share["CM2 first"]})
+    return pd.DataFrame(rows).set_index(["upsampling", "swapped"])
+
+
+def test1_table(results: dict):
+    rows = [{"upsampling": ups, "model": m, "test1_accuracy": res["test1_per_model"][m],
+             "paper_test1_accuracy": PAPER_TEST1[ups][i]}
+            for ups, res in results.items() for i, m in enumerate(("M1", "M2"))]
+    return pd.DataFrame(rows).set_index(["upsampling", "model"])
+
+
+def confusion_figure(results: dict, k: int = 2):
+    """Fig. 3 (d)(e)-style matrices per upsampling: rows are image sources (M1, M2, CM1, CM2
+    with the last `k` blocks swapped), columns the predicted class, cells the row's fractions."""
+    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.6), squeeze=False)
+    for ax, (ups, res) in zip(axes.flat, results.items()):
+        sources = ["M1", "M2", f"CM1 k={k}", f"CM2 k={k}"]
+        share = np.array([res["share_m2"][s] for s in sources])
+        matrix = np.stack([1 - share, share], axis=1)
+        ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), v in np.ndenumerate(matrix):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v > 0.6 else "black")
+        ax.set_xticks([0, 1], ["M1", "M2"])
+        ax.set_yticks(range(4), ["M1", "M2", f"CM1 (last {k} of M2)", f"CM2 (last {k} of M1)"])
+        ax.set_xlabel("predicted")
+        ax.set_title(f"{ups} upsampling", fontsize=10)
+    fig.suptitle(f"Test I (top rows) and Test II, last {k} blocks swapped")
+    fig.tight_layout()
+    return fig
+
+
+def flip_figure(results: dict):
+    """Flip rate against the number of swapped last blocks, the paper's and the control's."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    for i, (ups, res) in enumerate(results.items()):
+        ks = sorted(res["flip_rate"])
+        color = f"C{i}"
+        ax.plot(ks, [res["flip_rate"][k] for k in ks], "o-", color=color, label=f"{ups} (measured)")
+        ax.plot(ks, [PAPER_FLIP[ups][k] for k in ks], "s--", color=color, alpha=0.5, label=f"{ups} (paper)")
+        ax.axhline(res["control_flip_rate"], color=color, ls=":", label=f"{ups} control (first block)")
+    ax.axhline(0.5, color="grey", lw=0.6)
+    ax.set_xlabel("last blocks swapped (k)")
+    ax.set_ylabel("attributed to donor")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xticks(list(KS))
+    ax.legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
+def sources(m1: Generator, m2: Generator, k: int = 2) -> dict[str, Generator]:
+    """The models shown side by side: the pair, and its two compositions at `k`."""
+    return {"M1": m1, "M2": m2, f"CM1 k={k}": compose_last(m1, m2, k), f"CM2 k={k}": compose_last(m2, m1, k)}
+
+
+def sample_sheet(pairs: dict, n: int = 6, seed: int = 1, k: int = 2):
+    """Images (channels last) and titles: `n` per model of `sources`, for every pair."""
+    images, titles = [], []
+    for ups, (m1, m2) in pairs.items():
+        for name, model in sources(m1, m2, k).items():
+            images += list(sample(model, n, seed).permute(0, 2, 3, 1).numpy())
+            titles += [f"{ups} {name}"] + [""] * (n - 1)
+    return images, titles
+
+
+def residual_spectra(pairs: dict, n: int = 256, seed: int = 1, k: int = 2):
+    """Mean log |DFT| of the high-pass residual per model of `sources` (the fingerprints)."""
+    spectra, titles = [], []
+    for ups, (m1, m2) in pairs.items():
+        for name, model in sources(m1, m2, k).items():
+            images = highpass_residual(sample(model, n, seed)).permute(0, 2, 3, 1).numpy()
+            spectra.append(log_magnitude_spectrum(images))
+            titles.append(f"{ups} {name}")
+    return spectra, titles
+
+
+def metrics(results: dict) -> dict:
+    """The report's metrics: nested by upsampling type, then k (as a string key)."""
+    return {
+        "test1_accuracy": {ups: r["test1_accuracy"] for ups, r in results.items()},
+        "flip_rate": {ups: {str(k): v for k, v in r["flip_rate"].items()} for ups, r in results.items()},
+        "control_flip_rate": {ups: r["control_flip_rate"] for ups, r in results.items()},
+    }
