@@ -112,10 +112,12 @@ class PhotosConfig(Section):
 
     NAME = "photos"
     downscale: float = setting(3.0, ge=1.0)  # antialiased downscale of bundled photos (JPEG-grid suppression)
-    holdout_fraction: float = setting(0.25, gt=0.0, lt=1.0)  # share of source photos held out (split by photo)
+    # share of source photos held out (split by photo)
+    holdout_fraction: float = setting(0.25, gt=0.0, lt=1.0)
     # a user folder (one sub-folder per source) replaces the bundled photos; keys hash its contents, not its path
     real_image_dir: str | None = setting(None, keyed=False)
-    spectrum_crops: int = setting(64, ge=1, keyed=False)  # crops averaged for the pool's mean spectrum (notebook 00)
+    # crops averaged for the pool's mean spectrum (notebook 00)
+    spectrum_crops: int = setting(64, ge=1, keyed=False)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class FingerprintConfig(Section):
     NAME = "fingerprint"
     residual_filter: str = setting("highpass", choices=("highpass", "dncnn"))  # what makes the noise residual
     highpass_kernel: int = setting(3, ge=3)  # box size of the fixed high-pass residual filter (odd)
-    spectrum: str = setting("log", choices=("log", "raw"))  # what the extractor sees: log|DFT| | |DFT| (the authors')
+    # what the extractor sees: log|DFT| | |DFT| (the authors')
+    spectrum: str = setting("log", choices=("log", "raw"))
 
     def check(self) -> None:
         if self.highpass_kernel % 2 != 1:
@@ -198,7 +201,8 @@ class FfdConfig(Section):
     NAME = "ffd"
     images: int = setting(8, ge=1)  # images per model averaged into its radial-spectrum vector
     bootstrap: int = setting(20, ge=1, keyed=False)  # bootstrap draws for every FFD / coverage interval
-    coverage_k: int = setting(3, ge=1, keyed=False)  # k of the k-nearest-neighbour balls in the coverage metric
+    # k of the k-nearest-neighbour balls in the coverage metric
+    coverage_k: int = setting(3, ge=1, keyed=False)
     fewer_steps: tuple[int, ...] = setting((8,), ge=0)  # extra banks trained with these step budgets
 
 
@@ -233,14 +237,20 @@ class ExtractorConfig(Section):
     triplet_normalised: bool = setting(True)  # triplet on L2-normalised embeddings (paper: raw Euclidean)
     # cross-entropy over: the batch's model prototypes | the batch's models | all models (paper)
     ce_over: str = setting("prototypes", choices=("prototypes", "batch", "all"))
-    restart_fraction: float = setting(0.375, gt=0.0, le=1.0)  # first cosine cycle as a share of the steps (paper: 15 of 40 epochs)
+    # first cosine cycle as a share of the steps (paper: 15 of 40 epochs)
+    restart_fraction: float = setting(0.375, gt=0.0, le=1.0)
     amp: bool = setting(False)  # autocast mixed precision (bf16 on CPU, fp16 on CUDA)
     checkpoint_every: int = setting(10, ge=1)  # steps between atomic training checkpoints
-    crop_pool: int = setting(512, ge=1)  # real train-split crops drawn once; the synthetic models fingerprint them
-    heldout_codes: float = setting(0.2, ge=0.0, lt=1.0)  # share of architectures held out of training (unseen codes)
-    heldout_seeds: float = setting(0.2, ge=0.0, lt=1.0)  # share of the other architectures whose last seed is held out
-    heldout_images: int = setting(16, ge=2, keyed=False)  # holdout-photo images fingerprinted per held-out model
-    eval_k: int = setting(5, ge=1, keyed=False)  # gallery images per model in the held-out identification check
+    # real train-split crops drawn once; the synthetic models fingerprint them
+    crop_pool: int = setting(512, ge=1)
+    # share of architectures held out of training (unseen codes)
+    heldout_codes: float = setting(0.2, ge=0.0, lt=1.0)
+    # share of the other architectures whose last seed is held out
+    heldout_seeds: float = setting(0.2, ge=0.0, lt=1.0)
+    # holdout-photo images fingerprinted per held-out model
+    heldout_images: int = setting(16, ge=2, keyed=False)
+    # gallery images per model in the held-out identification check
+    eval_k: int = setting(5, ge=1, keyed=False)
 
 
 @dataclass(frozen=True)
@@ -252,14 +262,21 @@ class EvaluationConfig(Section):
     draws: int = setting(3, ge=1)  # seeded support draws; identification reports mean and std over them
     kshots: tuple[int, ...] = setting((1, 2, 5, 10), ge=1)  # k values of the k-shot sweep
     pairs: int = setting(400, ge=2)  # verification pairs drawn in each of the calibration and test halves
-    calibration_fraction: float = setting(0.5, gt=0.0, lt=1.0)  # share of each model's images whose pairs calibrate the threshold
-    unknown_fraction: float = setting(0.25, gt=0.0, lt=1.0)  # share of models left out of the gallery in the open-set test
-    baseline_train_fraction: float = setting(0.5, gt=0.0, lt=1.0)  # share of each real-training model's images the baseline trains on
+    # share of each model's images whose pairs calibrate the threshold
+    calibration_fraction: float = setting(0.5, gt=0.0, lt=1.0)
+    # share of models left out of the gallery in the open-set test
+    unknown_fraction: float = setting(0.25, gt=0.0, lt=1.0)
+    # share of each real-training model's images the baseline trains on
+    baseline_train_fraction: float = setting(0.5, gt=0.0, lt=1.0)
     batch: int = setting(64, ge=1)  # images per feature-extraction batch
-    closed_set_steps: int = setting(20, ge=1)  # training steps of the closed-set baseline (real-training models)
-    ablation_steps: int = setting(20, ge=1)  # training steps of each diversity ablation (and of its full-space control)
-    ablation_spaces: tuple[str, ...] = setting(("w/o U", "w/o seed"))  # reduced synthetic spaces trained for the ablation
-    robustness_images: int = setting(12, ge=2)  # images per model perturbed in the robustness test (notebook 07)
+    # training steps of the closed-set baseline (real-training models)
+    closed_set_steps: int = setting(20, ge=1)
+    # training steps of each diversity ablation (and of its full-space control)
+    ablation_steps: int = setting(20, ge=1)
+    # reduced synthetic spaces trained for the ablation
+    ablation_spaces: tuple[str, ...] = setting(("w/o U", "w/o seed"))
+    # images per model perturbed in the robustness test (notebook 07)
+    robustness_images: int = setting(12, ge=2)
 
 
 @dataclass(frozen=True)
@@ -267,12 +284,14 @@ class LoraConfig(Section):
     """LoRA variants of zoo models (zsattr.zoo.variants)."""
 
     NAME = "lora"
-    bases: tuple[str, ...] = setting(("ddpm", "dcgan_tconv"))  # zoo models fine-tuned with LoRA (GANs or diffusion; must be in zoo.models)
+    # zoo models fine-tuned with LoRA (GANs or diffusion; must be in zoo.models)
+    bases: tuple[str, ...] = setting(("ddpm", "dcgan_tconv"))
     variants: int = setting(2, ge=1)  # LoRA variants per base (each: its own seed and holdout-photo subset)
     rank: int = setting(4, ge=1)  # rank r of every adapter
     alpha: float = setting(4.0, gt=0.0)  # adapter scale alpha; the update is scaled by alpha / r
     steps: int = setting(40, ge=1)  # base fine-tuning steps per variant (scaled by the zoo's step_weight)
-    lr_scale: float = setting(2.5, gt=0.0)  # adapter learning rate = this x the base's own zoo rate (GAN critic: x1)
+    # adapter learning rate = this x the base's own zoo rate (GAN critic: x1)
+    lr_scale: float = setting(2.5, gt=0.0)
     batch: int = setting(16, ge=1)  # holdout crops per fine-tuning step
     photos: int = setting(2, ge=0)  # holdout photos each variant fine-tunes on (0 = all holdout photos)
     crops: int = setting(256, ge=1)  # crops drawn once from a variant's photos: its fine-tuning set

@@ -64,7 +64,8 @@ def evaluation_set(cfg: Config, store: ArtefactStore | None = None) -> Evaluatio
     files = loading.list_files(folder)
     names = list(cfg.zoo.models)
     groups = splits.zoo_split(names)
-    assigned = splits.image_split({n: files[n] for n in names}, groups, cfg.evaluation.baseline_train_fraction, cfg.seed)
+    assigned = splits.image_split({n: files[n] for n in names}, groups, cfg.evaluation.baseline_train_fraction,
+                                  cfg.seed)
     out = reports_dir(cfg.preset)
     out.mkdir(parents=True, exist_ok=True)
     split_path, pairs_path = out / "zoo_split.json", out / "verification_pairs.npz"
@@ -101,7 +102,8 @@ def build_methods(cfg: Config, evalset: EvaluationSet, ablations: bool = True,
     if ablations:
         for space in ("full",) + tuple(cfg.evaluation.ablation_spaces):
             name = f"ours [{space}, {cfg.evaluation.ablation_steps} steps]"
-            trained = extractor_stage.train_extractor(cfg, space=space, steps=cfg.evaluation.ablation_steps, store=store)
+            trained = extractor_stage.train_extractor(cfg, space=space, steps=cfg.evaluation.ablation_steps,
+                                                      store=store)
             methods[name] = ExtractorMethod(name, trained.model, chain, cfg.evaluation.batch)
             summaries[name] = trained.summary
     return methods, summaries
@@ -137,8 +139,8 @@ def evaluate(methods: dict, evalset: EvaluationSet, cfg: Config) -> Results:
         summary[-1] = summary[-1].assign(held_out_top1=held["top1"].mean())
         open_rows.append({"method": name, "unknown_models": ", ".join(unknown),
                           **protocols.open_set(feats, evalset.labels, known, cfg.evaluation.k, cfg.seed)})
-        kshot.append(protocols.kshot_sweep(feats, evalset.labels, cfg.evaluation.kshots, cfg.evaluation.draws, cfg.seed)
-                     .assign(method=name))
+        kshot.append(protocols.kshot_sweep(feats, evalset.labels, cfg.evaluation.kshots, cfg.evaluation.draws,
+                                           cfg.seed).assign(method=name))
     return Results(pd.concat(per_model, axis=1).reset_index(), pd.concat(per_group, axis=1).reset_index(),
                    pd.concat(summary).set_index("method").reset_index(), pd.DataFrame(open_rows),
                    pd.concat(kshot, ignore_index=True), features)

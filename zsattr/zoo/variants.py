@@ -200,7 +200,8 @@ def train_variant(cfg: Config, base: str, index: int, work_dir: Path, store: Art
     adapter = lora.lora_state_dict(model)
     metadata = {
         "name": name, "base": base, "variant": index, "family": entry(base).family,
-        "rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "lr": model.lr_g if isinstance(model, GAN) else model.lr, "batch": cfg.lora.batch,
+        "rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "lr": model.lr_g if isinstance(model, GAN) else model.lr,
+        "batch": cfg.lora.batch,
         "steps": steps, "seed": seed, "photos": variant_photos(cfg, index, pool), "n_crops": len(crops),
         "adapted_layers": layers, "lora_parameters": sum(v.numel() for v in adapter.values()),
         "generator_parameters": model.generator_parameters() - sum(v.numel() for v in adapter.values()),

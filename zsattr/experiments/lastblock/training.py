@@ -123,8 +123,10 @@ def train_gan(cfg: Config, upsampling: str, member: str, data: torch.Tensor, wor
                        on_step=on_step, desc=f"{upsampling} {member}")
     last = run.history[-20:] or [{"loss_d": float("nan"), "loss_g": float("nan")}]
     info = {"upsampling": upsampling, "member": member, "seed": task.seed, "steps": len(run.history),
-            "loss_d": sum(x["loss_d"] for x in last) / len(last), "loss_g": sum(x["loss_g"] for x in last) / len(last),
-            "parameters": sum(p.numel() for p in task.gen.parameters()), "train_seconds": round(run.train_seconds, 2)}
+            "loss_d": sum(x["loss_d"] for x in last) / len(last),
+            "loss_g": sum(x["loss_g"] for x in last) / len(last),
+            "parameters": sum(p.numel() for p in task.gen.parameters()),
+            "train_seconds": round(run.train_seconds, 2)}
     return task.gen.cpu().eval(), info
 
 
