@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from . import atomic, provenance
 from .config import Config
-from .keys import Stage, stage_inputs, stage_key
+from .keys import Stage, key_of, stage_inputs
 from .paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,8 @@ class ArtefactStore:
     def get_or_build(self, cfg: Config, stage: Stage, build: Builder,
                      extra: dict[str, Any] | None = None) -> Artefact:
         """Return the cached artefact of `stage` for `cfg` (and `extra` inputs), building it once."""
-        key = stage_key(cfg, stage, extra)
+        inputs = stage_inputs(cfg, stage, extra)
+        key = key_of(inputs)
         if self.is_complete(key):
             log.info("cache hit %s", key)
             return self.load(key)
@@ -83,7 +84,7 @@ class ArtefactStore:
                 "key": key,
                 "stage": stage.name,
                 "stage_version": stage.version,
-                "inputs": stage_inputs(cfg, stage, extra),
+                "inputs": inputs,
                 "preset": cfg.preset,
                 "git_commit": provenance.git_commit(),
                 "packages": provenance.package_versions(),

@@ -66,8 +66,13 @@ def stage_inputs(cfg: Config, stage: Stage, extra: dict[str, Any] | None = None)
 
 def stage_key(cfg: Config, stage: Stage, extra: dict[str, Any] | None = None) -> str:
     """`<name>-<16 hex>`: stable across processes and Python versions (sorted JSON, SHA-256)."""
-    blob = json.dumps(stage_inputs(cfg, stage, extra), sort_keys=True, default=str).encode()
-    return f"{stage.name}-{hashlib.sha256(blob).hexdigest()[:16]}"
+    return key_of(stage_inputs(cfg, stage, extra))
+
+
+def key_of(inputs: dict[str, Any]) -> str:
+    """The key of `stage_inputs(...)` already computed (a user folder is then not read again)."""
+    blob = json.dumps(inputs, sort_keys=True, default=str).encode()
+    return f"{inputs['stage']}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
 def folder_digest(root: str | os.PathLike) -> str:
