@@ -48,3 +48,9 @@ def test_bad_overrides_are_refused_before_any_work(pair, words, capsys, data_dir
 def test_set_takes_dotted_keys_with_json_values():
     assert cli._parse_overrides(["bank.steps=8", 'zoo.models=["vae","ldm"]', "photos.real_image_dir=/x"]) == {
         "bank.steps": 8, "zoo.models": ["vae", "ldm"], "photos.real_image_dir": "/x"}
+
+
+def test_a_negative_training_seed_is_refused_before_any_work(capsys, data_dir):
+    assert cli.main(["train-extractor", "--preset", "smoke", "--training-seed", "-1"]) == 2
+    assert "--training-seed must be >= 0" in capsys.readouterr().err
+    assert not (data_dir / "cache").exists() or not any((data_dir / "cache").iterdir())

@@ -87,13 +87,15 @@ def _cmd_train_extractor(args: argparse.Namespace) -> int:
 
     try:
         cfg = resolve(args.preset, **_parse_overrides(args.set))
+        if args.training_seed < 0:
+            raise ValueError(f"--training-seed must be >= 0, got {args.training_seed}")
     except (KeyError, TypeError, ValueError) as exc:
         print(f"zsattr train-extractor: {exc}", file=sys.stderr)
         return 2
     info = init_from_env(resolve_device(cfg.device))
     try:
         trained = train_extractor(cfg.replace(device=info.device), space=args.space, steps=args.steps,
-                                  rank=info.rank, world_size=info.world_size)
+                                  rank=info.rank, world_size=info.world_size, training_seed=args.training_seed)
     finally:
         shutdown(info)
     if info.rank == 0:
@@ -121,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     tex.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "paper"])
     tex.add_argument("--space", default="full", help="model space: full, 'w/o U', 'w/o seed', ...")
     tex.add_argument("--steps", type=int, default=None, help="override the preset's extractor.steps")
+    tex.add_argument("--training-seed", type=int, default=0,
+                     help="training seed 0..extractor.training_seeds-1 (initial weights and batches; notebooks "
+                     "05-07 use every one)")
     tex.add_argument("--set", nargs="+", metavar="KEY=VALUE",
                      help="config overrides, keys as `zsattr presets` lists them, e.g. --set bank.steps=8 seed=1")
     tex.set_defaults(func=_cmd_train_extractor)

@@ -1,5 +1,6 @@
 import pytest
 
+from zsattr import zoo
 from zsattr.attribution import splits
 from zsattr.core.config import resolve
 
@@ -9,14 +10,25 @@ def test_cpu_zoo_groups_follow_the_rule():
     assert sorted(n for n, g in groups.items() if g == "real_training") == sorted(splits.REAL_TRAINING)
     assert groups["dcgan_tconv_seed1"] == groups["vae_seed1"] == groups["stylegan_mini"] == "unseen_same_family"
     assert groups["wgangp_nearest"] == groups["dcgan_pixelshuffle"] == "unseen_same_family"
-    assert {n for n, g in groups.items() if g == "unseen_family"} == {"transgan", "glow", "ddpm", "ldm"}
+    tier = set(zoo.tier_models(groups, zoo.IMAGE_TO_IMAGE))
+    assert len(tier) >= 8
+    assert {n for n, g in groups.items() if g == "unseen_family"} == {"transgan", "glow", "ddpm", "ldm"} | tier
     assert list(groups) == list(resolve("cpu").zoo.models)
+
+
+def test_image_to_image_tier_is_always_held_out():
+    names = ["dcgan_tconv", "vae", "sr_pixelshuffle", "ae_kl", "denoise_dncnn_ft"]
+    groups = splits.zoo_split(names)
+    assert [groups[n] for n in names[2:]] == ["unseen_family"] * 3
+    with pytest.raises(ValueError, match="image-to-image models are held out"):
+        splits.zoo_split(names, real_training=("dcgan_tconv", "vae", "sr_pixelshuffle"))
 
 
 def test_smoke_zoo_and_too_small_training_group():
     groups = splits.zoo_split(resolve("smoke").zoo.models)
     assert groups == {"dcgan_tconv": "real_training", "dcgan_bilinear": "unseen_same_family",
-                      "vae": "real_training", "ddpm": "unseen_family"}
+                      "vae": "real_training", "ddpm": "unseen_family",
+                      "sr_pixelshuffle": "unseen_family", "sr_bicubic_cnn": "unseen_family"}
     with pytest.raises(ValueError, match="at least 2"):
         splits.zoo_split(["dcgan_tconv", "ddpm", "glow"])
     with pytest.raises(KeyError, match="no zoo model"):

@@ -10,7 +10,8 @@ def test_presets_resolve_and_differ():
     assert (smoke.image_size, cpu.image_size, paper.image_size) == (32, 64, 128)
     assert smoke.preset == "smoke" and cpu.device == "auto"
     assert (smoke.bank.steps, cpu.bank.steps, paper.bank.steps) == (24, 32, 2000)
-    assert paper.fingerprint.residual_filter == "dncnn" and cpu.extractor.backbone == "resnet50"
+    assert paper.fingerprint.residual_filter == "dncnn" and paper.extractor.backbone == "resnet50"
+    assert cpu.extractor.backbone == "resnet18" and cpu.fingerprint.spectrum == "raw" and cpu.bank.seeds == 4
 
 
 def test_defaults_are_the_smoke_scale_and_presets_state_only_differences():

@@ -5,7 +5,7 @@ import torch
 from zsattr.core import config
 from zsattr.core.cache import ArtefactStore
 from zsattr.extractor import stage as es
-from zsattr.extractor.data import CachedPoolSource, ImageSetSource, SyntheticSource, holdout_split
+from zsattr.extractor.data import CachedPoolSource, ImageSetSource, SyntheticSource, grouped_classes, holdout_split
 from zsattr.fingerprint import chain, residual
 from zsattr.synthesis import all_codes
 from zsattr.synthesis import bank as bank_mod
@@ -40,7 +40,10 @@ def test_holdout_split_partitions_the_bank_and_is_deterministic(codes, seeds):
     # unseen codes: no seed of theirs was trained; unseen seeds: another seed of the code was
     assert not {ENTRIES[i][0] for i in split.unseen_code} & train_codes
     assert {ENTRIES[i][0] for i in split.unseen_seed} <= train_codes
-    assert all(ENTRIES[i][1] == 2 for i in split.unseen_seed)  # the highest seed is held out
+    # the two highest seeds of each chosen code are held out; seed 0 stays in training
+    assert all(ENTRIES[i][1] in (1, 2) for i in split.unseen_seed)
+    held_codes = [ENTRIES[i][0] for i in split.unseen_seed]
+    assert all(held_codes.count(c) == 2 for c in held_codes)
     assert len(split.unseen_code) == 3 * round(codes * 40)
     assert (len(split.unseen_seed) > 0) == (seeds > 0)
     assert split != holdout_split(ENTRIES, codes, seeds, seed=4) or codes == seeds == 0
@@ -52,6 +55,47 @@ def test_holdout_split_rejects_bad_fractions_and_keeps_two_models():
     tiny = [(c, 0) for c in all_codes()[:3]]
     split = holdout_split(tiny, 0.1, 0.5)
     assert len(split.unseen_code) == 1 and split.unseen_seed == () and len(split.train) == 2
+
+
+def test_holdout_split_keeps_one_trained_seed_per_held_seed_code():
+    two_seeds = [(c, s) for c in all_codes()[:20] for s in range(2)]
+    split = holdout_split(two_seeds, 0.0, 0.5, seeds_per_code=2)
+    assert split.unseen_seed and all(two_seeds[i][1] == 1 for i in split.unseen_seed)
+    one_each = holdout_split(ENTRIES, 0.0, 0.5, seeds_per_code=1)
+    assert all(ENTRIES[i][1] == 2 for i in one_each.unseen_seed)
+
+
+def test_grouped_batches_hold_several_seeds_of_each_architecture(tiny_bank):
+    bank, _ = tiny_bank
+    indices = list(range(len(bank)))  # 6 codes x 2 seeds
+    source = SyntheticSource(bank, indices, torch.rand(10, 3, 16, 16), HIGHPASS, seeds_per_code=2)
+    code_of = [bank.entries[i][0] for i in indices]
+    for step in range(20):
+        x, y = source.batch(np.random.default_rng([0, step]), 4, 2)
+        classes = y[::2].tolist()
+        assert len(set(classes)) == 4 and torch.equal(y, torch.tensor(classes).repeat_interleave(2))
+        codes = [code_of[c] for c in classes]
+        assert sorted(codes.count(c) for c in set(codes)) == [2, 2]  # two architectures, two seeds each
+    uniform = SyntheticSource(bank, indices, torch.rand(10, 3, 16, 16), HIGHPASS, seeds_per_code=1)
+    pairs = 0
+    for step in range(50):
+        _, y = uniform.batch(np.random.default_rng([0, step]), 4, 2)
+        codes = [code_of[c] for c in y[::2].tolist()]
+        pairs += len(codes) - len(set(codes))
+    assert pairs < 50 * 2  # uniform draws do not always pair seeds (they do by chance, rarely)
+    with pytest.raises(ValueError, match="seeds_per_code"):
+        SyntheticSource(bank, indices, torch.rand(10, 3, 16, 16), HIGHPASS, seeds_per_code=0)
+
+
+def test_grouped_classes_fill_p_and_take_small_groups_whole():
+    groups = [np.array([0, 1, 2]), np.array([3]), np.array([4, 5, 6, 7])]
+    for step in range(30):
+        chosen = grouped_classes(np.random.default_rng(step), groups, 5, 2)
+        assert len(chosen) == 5 and len(set(chosen.tolist())) == 5
+        for g in groups:
+            assert len(set(chosen.tolist()) & set(g.tolist())) <= 2
+    everything = grouped_classes(np.random.default_rng(0), groups, 20, 3)
+    assert sorted(everything.tolist()) == list(range(8))  # the groups run out: the rest is drawn uniformly
 
 
 def test_synthetic_batches_are_p_by_k_and_reproducible(tiny_bank):
@@ -112,8 +156,8 @@ def test_image_set_source_balances_classes_and_validates():
 
 def test_settings_follow_the_preset_and_the_paper_schedule():
     st = es.settings_for(config.resolve("cpu"))
-    assert st.steps == 700 and st.p * st.k == 32 and st.restart_mult == 2
-    assert st.restart_period == round(0.375 * 700) and st.eta_min == pytest.approx(st.lr / 10)
+    assert st.steps == 500 and st.p * st.k == 32 and st.restart_mult == 2
+    assert st.restart_period == round(0.375 * 500) and st.eta_min == pytest.approx(st.lr / 10)
     assert es.settings_for(config.resolve("cpu"), steps=100).restart_period == 38
     with pytest.raises(ValueError, match="extractor.k"):
         es.settings_for(config.resolve("smoke").replace(**{"extractor.k": 1}))

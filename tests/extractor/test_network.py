@@ -32,3 +32,14 @@ def test_no_pretrained_weights_and_bad_arguments():
     with pytest.raises(ValueError, match="unknown backbone"):
         FingerprintExtractor(2, "vit")
     assert FingerprintExtractor(2, "resnet18", in_channels=1)(torch.randn(2, 1, 32, 32))[0].shape == (2, 2)
+
+
+@pytest.mark.parametrize("stem,final_side", [("standard", 1), ("no_maxpool", 2), ("stride1", 4)])
+def test_stems_keep_more_of_the_spectrum_layout(stem, final_side):
+    model = FingerprintExtractor(3, "resnet18", stem=stem)
+    sides = []
+    model.trunk.layer4.register_forward_hook(lambda m, i, o: sides.append(o.shape[-1]))
+    logits, emb = model(torch.randn(2, 3, 32, 32))
+    assert sides == [final_side] and emb.shape == (2, 512)
+    with pytest.raises(ValueError, match="unknown stem"):
+        FingerprintExtractor(3, "resnet18", stem="wide")

@@ -46,7 +46,7 @@ def test_input_chain_owns_residual_dft_and_log():
     assert torch.equal(raw, chain.dft_magnitude(residual.highpass_residual(images)))
     logged = chain.InputChain(highpass, "log")(images)
     assert torch.equal(logged, torch.log(raw.clamp_min(chain.LOG_EPS)))
-    assert chain.InputChain(highpass).spectrum == chain.DEFAULT_SPECTRUM == config.resolve("cpu").fingerprint.spectrum
+    assert chain.InputChain(highpass).spectrum == chain.DEFAULT_SPECTRUM == config.Config().fingerprint.spectrum
     with pytest.raises(ValueError, match="spectrum view"):
         chain.InputChain(highpass, "sqrt")
     cfg = config.resolve("smoke", **{"fingerprint.spectrum": "raw"})

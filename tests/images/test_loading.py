@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zsattr.images.loading import list_files, load_images
+from zsattr.images.loading import list_files, load_images, to_8bit
 
 
 def _folder(root, sizes=None):
@@ -45,3 +45,14 @@ def test_bad_requests_are_clear_errors(tmp_path):
         load_images(tmp_path, ["a_model"], files={"a_model": ["notes.bin"]}, size=12)
     with pytest.raises(ValueError, match="smaller than"):
         load_images(tmp_path, size=14)
+
+
+def test_to_8bit_equals_a_png_round_trip(tmp_path):
+    images = torch.rand(2, 3, 6, 5) * 1.2 - 0.1  # some values outside [0, 1], as raw model outputs
+    quantised = to_8bit(images)
+    for i in range(2):
+        path = tmp_path / f"{i}.png"
+        array = (images[i].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        Image.fromarray(array).save(path)
+        back = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255).permute(2, 0, 1)
+        assert torch.equal(quantised[i], back)

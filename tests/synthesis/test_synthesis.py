@@ -140,10 +140,22 @@ def test_bank_resumes_after_a_kill_without_retraining(tmp_path, monkeypatch):
 def test_fast_application_matches_the_authors_way(tmp_path):
     bank = bank_mod.load_bank(_tiny(), ArtefactStore(tmp_path))
     images = torch.rand(len(bank), 3, 3, 8, 8)
-    fast = bank.apply_pk(list(range(len(bank))), images)
+    fast = bank.apply_pk(list(range(len(bank))), images, quantise=False)
     assert fast.shape == images.shape and not fast.requires_grad
     for i in range(len(bank)):
         slow = bank_mod.apply_authors_way(bank.model(i), images[i])
         assert torch.allclose(fast[i], slow.detach(), atol=1e-5)
     with pytest.raises(ValueError, match="P="):
         bank.apply_pk([0], images)
+
+
+def test_bank_outputs_are_8bit_images_by_default(tmp_path):
+    bank = bank_mod.load_bank(_tiny(), ArtefactStore(tmp_path))
+    images = torch.rand(len(bank), 3, 3, 8, 8)
+    raw = bank.apply_pk(list(range(len(bank))), images, quantise=False)
+    saved = bank.apply_pk(list(range(len(bank))), images)
+    levels = saved * 255
+    assert torch.equal(levels, levels.round()) and saved.min() >= 0 and saved.max() <= 1
+    assert not torch.equal(raw, saved)  # float outputs are not already on the 8-bit grid
+    assert torch.allclose(saved, raw.clamp(0, 1), atol=0.5 / 255 + 1e-6)
+    assert torch.equal(bank.apply(0, images[0]), saved[0])

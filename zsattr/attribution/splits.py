@@ -9,7 +9,11 @@ fairly, every method is scored on the same held-out groups:
   the rest is still evaluated, so the baseline's advantage on models it has seen is visible.
 - ``unseen_same_family``: other GANs and VAEs, seed twins included (the hardest case: same
   architecture, different initialisation).
-- ``unseen_family``: diffusion, flow and transformer models, families no trained method saw.
+- ``unseen_family``: diffusion, flow and transformer models, families no trained method saw,
+  and the whole image-to-image tier (super-resolvers, autoencoders, denoisers applied to
+  holdout photos: `zsattr.zoo.tier_models(names, "image_to_image")` selects it). The tier is
+  never in ``real_training``: its models are the realistic unseen case, so asking for one of
+  them there is an error.
 
 The rule is a fixed tuple of names plus the registry's family, so the split never depends on
 the order of a preset's model list and smaller zoos (smoke) get the subset that is present.
@@ -27,7 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..core import atomic
-from ..zoo.registry import entry
+from ..zoo.registry import IMAGE_TO_IMAGE, entry
 
 REAL_TRAINING = ("dcgan_tconv", "dcgan_nearest", "lsgan_tconv", "sngan_resnet", "vae", "beta_vae")
 SAME_FAMILIES = ("GAN", "VAE")  # the families of the real-training group
@@ -38,10 +42,15 @@ SPLIT_FORMAT = 1
 
 def zoo_split(model_names: Sequence[str], real_training: Sequence[str] = REAL_TRAINING) -> dict[str, str]:
     """model name -> group (one of GROUPS), in the order given. Names must be in the zoo registry."""
+    trained_i2i = [n for n in real_training if n in model_names and entry(n).tier == IMAGE_TO_IMAGE]
+    if trained_i2i:
+        raise ValueError(f"image-to-image models are held out, never real-training: {trained_i2i}")
     groups = {}
     for name in model_names:
         if name in real_training:
             groups[name] = "real_training"
+        elif entry(name).tier == IMAGE_TO_IMAGE:  # whatever its family: no method trains on the tier
+            groups[name] = "unseen_family"
         elif entry(name).family in SAME_FAMILIES:
             groups[name] = "unseen_same_family"
         else:

@@ -169,10 +169,13 @@ class BankConfig(Section):
             raise ValueError(f"bank.train_size must be a multiple of 4, got {self.train_size}")
 
 
-SMOKE_ZOO = ("dcgan_tconv", "dcgan_bilinear", "vae", "ddpm")
+# the image-to-image tier (super-resolvers, autoencoders, denoisers) follows the unconditional models
+IMAGE_TO_IMAGE_ZOO = ("sr_pixelshuffle", "sr_pixelshuffle_seed1", "sr_pixelshuffle_ft", "sr_tconv", "sr_bicubic_cnn",
+                      "ae_kl", "ae_kl_seed1", "denoise_dncnn", "denoise_dncnn_ft")
+SMOKE_ZOO = ("dcgan_tconv", "dcgan_bilinear", "vae", "ddpm", "sr_pixelshuffle", "sr_bicubic_cnn")
 FULL_ZOO = ("dcgan_tconv", "dcgan_tconv_seed1", "dcgan_nearest", "dcgan_bilinear", "dcgan_pixelshuffle",
             "lsgan_tconv", "wgangp_nearest", "sngan_resnet", "stylegan_mini", "transgan", "vae", "vae_seed1",
-            "beta_vae", "glow", "ddpm", "ldm")
+            "beta_vae", "glow", "ddpm", "ldm") + IMAGE_TO_IMAGE_ZOO
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ class ZooConfig(Section):
     n_samples: int = setting(32, ge=1)  # lossless PNG samples written per model
     ddim_steps: int = setting(10, ge=1)  # DDIM steps when sampling the diffusion models
     checkpoint_every: int = setting(50, ge=1)  # steps between atomic training checkpoints
+    # image-to-image tier: PSNR (dB) each model's holdout outputs must reach; none = reported only
+    psnr_bar: float | None = setting(None, ge=0.0, keyed=False)
 
     def check(self) -> None:
         if not self.models:
@@ -228,9 +233,13 @@ class ExtractorConfig(Section):
 
     NAME = "extractor"
     backbone: str = setting("resnet18", choices=("resnet18", "resnet34", "resnet50"))  # trained from scratch
+    # first layers: standard (stride-2 conv + max-pool) | no_maxpool | stride1 (3x3 conv, no pool)
+    stem: str = setting("standard", choices=("standard", "no_maxpool", "stride1"))
     # optimisation steps of the main (full-space) run; the stage keys the steps it actually trains
     steps: int = setting(30, ge=1, keyed=False)
     p: int = setting(8, ge=2)  # synthetic models per batch (P of P x K)
+    # seeds of one architecture drawn together into a batch (1 = models drawn uniformly)
+    seeds_per_code: int = setting(2, ge=1)
     k: int = setting(4, ge=2)  # real crops per model per batch (K of P x K)
     lr: float = setting(1e-3, gt=0.0)  # AdamW peak learning rate (paper: 1e-4 with a pretrained encoder)
     weight_decay: float = setting(0.01, ge=0.0)  # AdamW weight decay (paper: 0.01)
@@ -245,12 +254,34 @@ class ExtractorConfig(Section):
     crop_pool: int = setting(512, ge=1)
     # share of architectures held out of training (unseen codes)
     heldout_codes: float = setting(0.2, ge=0.0, lt=1.0)
-    # share of the other architectures whose last seed is held out
+    # share of the other architectures whose last seeds are held out
     heldout_seeds: float = setting(0.2, ge=0.0, lt=1.0)
+    # seeds held out per such architecture (at most all but one; 2 gives same-architecture pairs)
+    heldout_seeds_per_code: int = setting(2, ge=1)
     # holdout-photo images fingerprinted per held-out model
     heldout_images: int = setting(16, ge=2, keyed=False)
     # gallery images per model in the held-out identification check
     eval_k: int = setting(5, ge=1, keyed=False)
+    # training seeds of every trained extractor in the comparisons (their spread is reported)
+    training_seeds: int = setting(1, ge=1, keyed=False)
+    # wall time per backbone/input variant in notebook 04's equal-time comparison
+    comparison_seconds: float = setting(3.0, gt=0.0, keyed=False)
+
+
+@dataclass(frozen=True)
+class LinearConfig(Section):
+    """The linear extractor: PCA + shrinkage LDA of log residual spectra (zsattr.extractor.linear)."""
+
+    NAME = "linear"
+    crop_pool: int = setting(512, ge=2)  # real train-split crops the synthetic models fingerprint
+    images_per_model: int = setting(8, ge=2)  # fingerprinted crops per training model
+    components: tuple[int, ...] = setting((16, 32), ge=1)  # PCA sizes tried (chosen on validation models)
+    shrinkages: tuple[float, ...] = setting((0.1, 0.5), ge=0.0, le=1.0)  # LDA shrinkages tried
+    # shares of the training architectures (and seeds) set aside to choose the settings
+    validation_codes: float = setting(0.2, gt=0.0, lt=1.0)
+    validation_seeds: float = setting(0.2, gt=0.0, lt=1.0)
+    validation_images: int = setting(8, ge=2)  # crops per validation model (the same crops for all)
+    validation_k: int = setting(3, ge=1)  # gallery images per validation model
 
 
 @dataclass(frozen=True)
@@ -301,7 +332,7 @@ class LoraConfig(Section):
 
 SECTIONS: dict[str, type[Section]] = {cls.NAME: cls for cls in (
     PhotosConfig, FingerprintConfig, DncnnConfig, BankConfig, ZooConfig, FfdConfig, LastBlockConfig,
-    ExtractorConfig, EvaluationConfig, LoraConfig)}
+    ExtractorConfig, LinearConfig, EvaluationConfig, LoraConfig)}
 
 
 @dataclass(frozen=True)
@@ -320,6 +351,7 @@ class Config(Section):
     ffd: FfdConfig = field(default_factory=FfdConfig)
     lastblock: LastBlockConfig = field(default_factory=LastBlockConfig)
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    linear: LinearConfig = field(default_factory=LinearConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
 
@@ -391,18 +423,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The main job: a 2-core laptop CPU, well under an hour for the whole chain.
     "cpu": {
         "image_size": 64, "photos.spectrum_crops": 1024,
-        "bank.codes": 0, "bank.steps": 32, "bank.workers": 2,
+        "bank.codes": 0, "bank.seeds": 4, "bank.steps": 32, "bank.workers": 2,
         "dncnn.depth": 6, "dncnn.width": 24, "dncnn.steps": 150,
         "zoo.models": FULL_ZOO, "zoo.steps": 200, "zoo.width": 16, "zoo.train_crops": 4096,
-        "zoo.n_samples": 128, "zoo.checkpoint_every": 100,
+        "zoo.n_samples": 128, "zoo.checkpoint_every": 100, "zoo.psnr_bar": 25.0,
         "ffd.images": 24, "ffd.bootstrap": 200, "ffd.fewer_steps": (8, 16),
         "lastblock.steps": 400, "lastblock.n_crops": 4096, "lastblock.n_train_images": 1024,
         "lastblock.n_test_images": 512,
-        "extractor.backbone": "resnet50", "extractor.steps": 700, "extractor.checkpoint_every": 100,
+        # ResNet-18 (the default backbone) on raw |DFT|: the best of five backbones/inputs on held-out
+        # synthetic models at equal wall time (README); the linear extractor reads the log spectrum
+        "fingerprint.spectrum": "raw", "extractor.steps": 500, "extractor.checkpoint_every": 100,
         "extractor.crop_pool": 4096, "extractor.heldout_codes": 0.1, "extractor.heldout_seeds": 0.1,
-        "extractor.heldout_images": 32, "extractor.eval_k": 10,
+        "extractor.heldout_images": 32, "extractor.eval_k": 10, "extractor.training_seeds": 3,
+        "extractor.comparison_seconds": 40.0,
+        "linear.crop_pool": 4096, "linear.images_per_model": 16, "linear.components": (64, 128, 256, 512),
+        "linear.shrinkages": (0.001, 0.01, 0.1, 0.3), "linear.validation_codes": 0.1, "linear.validation_seeds": 0.1,
+        "linear.validation_images": 16, "linear.validation_k": 8,
         "evaluation.k": 10, "evaluation.draws": 5, "evaluation.kshots": (1, 2, 5, 10, 20),
-        "evaluation.pairs": 4000, "evaluation.closed_set_steps": 150, "evaluation.ablation_steps": 150,
+        "evaluation.pairs": 4000, "evaluation.closed_set_steps": 150, "evaluation.ablation_steps": 100,
         "evaluation.robustness_images": 32,
         "lora.variants": 3, "lora.steps": 60, "lora.crops": 1024, "lora.n_samples": 64,
     },
@@ -415,6 +453,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dncnn.depth": 17, "dncnn.width": 64, "dncnn.steps": 20000, "dncnn.batch": 64, "dncnn.crop": 64,
         "zoo.models": FULL_ZOO, "zoo.steps": 20000, "zoo.batch_size": 64, "zoo.width": 64,
         "zoo.train_crops": 50000, "zoo.n_samples": 1000, "zoo.ddim_steps": 50, "zoo.checkpoint_every": 500,
+        "zoo.psnr_bar": 25.0,
         "ffd.images": 100, "ffd.bootstrap": 1000, "ffd.fewer_steps": (200, 1000),
         "lastblock.width": 256, "lastblock.z_dim": 128, "lastblock.steps": 20000, "lastblock.batch": 64,
         "lastblock.n_crops": 50000, "lastblock.checkpoint_every": 1000, "lastblock.n_train_images": 5000,
@@ -422,7 +461,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "extractor.backbone": "resnet50", "extractor.steps": 40000, "extractor.p": 50, "extractor.lr": 1e-4,
         "extractor.ce_over": "all", "extractor.amp": True, "extractor.checkpoint_every": 1000,
         "extractor.crop_pool": 50000, "extractor.heldout_codes": 0.1, "extractor.heldout_seeds": 0.1,
-        "extractor.heldout_images": 100, "extractor.eval_k": 10,
+        "extractor.heldout_images": 100, "extractor.eval_k": 10, "extractor.training_seeds": 3,
+        "extractor.comparison_seconds": 1800.0,
+        "linear.crop_pool": 20000, "linear.images_per_model": 16, "linear.components": (128, 256, 512, 1024),
+        "linear.shrinkages": (0.001, 0.01, 0.1, 0.3), "linear.validation_codes": 0.1, "linear.validation_seeds": 0.1,
+        "linear.validation_images": 32, "linear.validation_k": 10,
         "evaluation.k": 10, "evaluation.draws": 10, "evaluation.kshots": (1, 2, 5, 10, 20),
         "evaluation.pairs": 10000, "evaluation.batch": 256, "evaluation.closed_set_steps": 10000,
         "evaluation.ablation_steps": 10000, "evaluation.robustness_images": 200,

@@ -29,14 +29,18 @@ from ..attribution.methods import ExtractorMethod, SpectrumCorrelation, random_i
 from ..core.cache import ArtefactStore
 from ..core.config import Config
 from ..core.paths import reports_dir
+from ..extractor import linear
 from ..extractor import stage as extractor_stage
 from ..fingerprint.chain import input_chain
 from ..images import loading
+from ..synthesis.bank import load_bank
 from ..zoo import build_zoo
+from . import heldout
 
 log = logging.getLogger(__name__)
 
-OURS = "ours"
+OURS_RESNET, OURS_LINEAR = "ours (resnet)", "ours (linear)"  # the paper's deep extractor; the linear one
+OURS_FAMILIES = (OURS_RESNET, OURS_LINEAR)
 BASELINES = ("spectrum_correlation", "closed_set", "random_init")  # the methods ours is compared with
 HELD_OUT = ("unseen_same_family", "unseen_family")  # the groups no trained method saw
 
@@ -76,37 +80,64 @@ def evaluation_set(cfg: Config, store: ArtefactStore | None = None) -> Evaluatio
     return EvaluationSet(images, labels, names, groups, pairs, folder, assigned, split_path, pairs_path)
 
 
-def closed_set_extractor(cfg: Config, evalset: EvaluationSet, store: ArtefactStore | None = None):
+def closed_set_extractor(cfg: Config, evalset: EvaluationSet, store: ArtefactStore | None = None,
+                         training_seed: int = 0):
     """The existing-approach baseline, trained on the real-training models' reserved images."""
     train_files = {m: f for m, f in evalset.files[splits.BASELINE_TRAIN].items() if f}
     trained_on = list(train_files)
     images, labels, _ = loading.load_images(evalset.folder, trained_on, train_files, cfg.image_size)
     return extractor_stage.train_closed_set(cfg, images, labels, cfg.evaluation.closed_set_steps,
-                                            _data_id(evalset.folder, train_files), store), trained_on
+                                            _data_id(evalset.folder, train_files), store, training_seed), trained_on
+
+
+@dataclass
+class MethodSet:
+    methods: dict  # name -> method; trained ones once per training seed ("ours (resnet) #1")
+    trained: dict  # name -> training summary of the trained ones
+    heldout: pd.DataFrame  # the two "ours" on the held-out synthetic models (heldout.heldout_table)
+    ours: str  # the "ours" family the project ships: the better one on held-out synthetic models
+
+
+def _seeded(name: str, training_seed: int) -> str:
+    return f"{name}{heldout.SEED_MARK}{training_seed}"
 
 
 def build_methods(cfg: Config, evalset: EvaluationSet, ablations: bool = True,
-                  store: ArtefactStore | None = None) -> tuple[dict, dict]:
-    """name -> method, and name -> training summary (for the trained ones)."""
+                  store: ArtefactStore | None = None) -> MethodSet:
+    """Every method of the comparison; each trained one once per training seed
+    (`extractor.training_seeds`), so tables can state the spread over training runs."""
     chain = input_chain(cfg, store)
-    ours = extractor_stage.train_extractor(cfg, store=store)
-    closed, trained_on = closed_set_extractor(cfg, evalset, store)
-    methods = {
-        OURS: ExtractorMethod(OURS, ours.model, chain, cfg.evaluation.batch),
-        "spectrum_correlation": SpectrumCorrelation(chain, batch_size=cfg.evaluation.batch),
-        "closed_set": ExtractorMethod("closed_set", closed.model, chain, cfg.evaluation.batch),
-        "random_init": random_init_method(len(ours.train_indices), cfg.extractor.backbone, cfg.seed, chain,
-                                          batch_size=cfg.evaluation.batch),
-    }
-    summaries = {OURS: ours.summary, "closed_set": {**closed.summary, "trained_on": trained_on}}
+    seeds = range(cfg.extractor.training_seeds)
+    batch = cfg.evaluation.batch
+    linear_fit = linear.fit_linear_extractor(cfg, store)
+    methods = {OURS_LINEAR: linear_fit.ours, "pca_only": linear_fit.pca_only,
+               "spectrum_correlation": SpectrumCorrelation(chain, batch_size=batch)}
+    trained = {OURS_LINEAR: linear_fit.summary}
+    n_classes = None
+    for s in seeds:
+        ours = extractor_stage.train_extractor(cfg, store=store, training_seed=s)
+        closed, trained_on = closed_set_extractor(cfg, evalset, store, training_seed=s)
+        n_classes = len(ours.train_indices)
+        methods[_seeded(OURS_RESNET, s)] = ExtractorMethod(_seeded(OURS_RESNET, s), ours.model, chain, batch)
+        methods[_seeded("closed_set", s)] = ExtractorMethod(_seeded("closed_set", s), closed.model, chain, batch)
+        trained[_seeded(OURS_RESNET, s)] = ours.summary
+        trained[_seeded("closed_set", s)] = {**closed.summary, "trained_on": trained_on}
+    for s in seeds:  # the floor: as many random draws of the same network
+        name = _seeded("random_init", s)
+        methods[name] = random_init_method(n_classes, cfg.extractor.backbone, extractor_stage.run_seed(cfg, s),
+                                           chain, name=name, batch_size=batch)
     if ablations:
         for space in ("full",) + tuple(cfg.evaluation.ablation_spaces):
-            name = f"ours [{space}, {cfg.evaluation.ablation_steps} steps]"
-            trained = extractor_stage.train_extractor(cfg, space=space, steps=cfg.evaluation.ablation_steps,
-                                                      store=store)
-            methods[name] = ExtractorMethod(name, trained.model, chain, cfg.evaluation.batch)
-            summaries[name] = trained.summary
-    return methods, summaries
+            for s in seeds:
+                name = _seeded(f"ours [{space}, {cfg.evaluation.ablation_steps} steps]", s)
+                run = extractor_stage.train_extractor(cfg, space=space, steps=cfg.evaluation.ablation_steps,
+                                                      store=store, training_seed=s)
+                methods[name] = ExtractorMethod(name, run.model, chain, batch)
+                trained[name] = run.summary
+    bank = load_bank(cfg, store)
+    candidates = {n: m for n, m in methods.items() if heldout.family(n) in OURS_FAMILIES}
+    table = heldout.heldout_table(cfg, bank, extractor_stage.split_of(cfg, bank), candidates)
+    return MethodSet(methods, trained, table, heldout.choose_extractor(table, OURS_FAMILIES))
 
 
 def features_of(methods: dict, images: torch.Tensor) -> dict[str, np.ndarray]:
@@ -146,13 +177,27 @@ def evaluate(methods: dict, evalset: EvaluationSet, cfg: Config) -> Results:
                    pd.concat(kshot, ignore_index=True), features)
 
 
-def headline(summary: pd.DataFrame, baselines=BASELINES) -> dict:
-    """Ours minus the best baseline, in points: identification on the held-out groups (no trained
-    method saw them) and verification accuracy at the calibrated threshold."""
-    rows = summary.set_index("method")
-    out = {}
+FAMILY_METRICS = ("held_out_top1", "top1_mean", "accuracy_calibrated", "roc_auc")
+
+
+def by_family(summary: pd.DataFrame, metrics=FAMILY_METRICS) -> pd.DataFrame:
+    """Method family x metric: the mean over training seeds and its sd over them (`<metric>_sd`,
+    NaN for a single run). A trained method's rows are its training-seed runs."""
+    frame = summary.assign(family=summary["method"].map(heldout.family))
+    grouped = frame.groupby("family", sort=False)[list(metrics)]
+    means, sds = grouped.mean(), grouped.std()
+    out = means.join(sds.add_suffix("_sd")).join(grouped.size().rename("runs"))
+    return out[[c for m in metrics for c in (m, f"{m}_sd")] + ["runs"]].reset_index()
+
+
+def headline(summary: pd.DataFrame, ours: str, baselines=BASELINES) -> dict:
+    """Ours (the shipped family) minus the best baseline, in points, on means over training seeds:
+    identification on the held-out groups (no trained method saw them) and verification
+    accuracy at the calibrated threshold."""
+    rows = by_family(summary, ("held_out_top1", "accuracy_calibrated")).set_index("family")
+    out = {"ours": ours}
     for metric, key in (("held_out_top1", "identification"), ("accuracy_calibrated", "verification")):
         best = rows.loc[list(baselines), metric].idxmax()
-        out[f"headline_gap_{key}_points"] = round(100 * float(rows.loc[OURS, metric] - rows.loc[best, metric]), 2)
+        out[f"headline_gap_{key}_points"] = round(100 * float(rows.loc[ours, metric] - rows.loc[best, metric]), 2)
         out[f"best_baseline_{key}"] = best
     return out

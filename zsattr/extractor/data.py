@@ -3,8 +3,11 @@
 Two sources implement `zsattr.extractor.training.BatchSource` (`n_classes`, `batch(rng, p, k)`):
 
 - `SyntheticSource`: P synthetic models of the bank, each fingerprinting K real crops,
-  synthesised on the fly (each model called once on its K crops, no autograd), then the
-  input chain (residual -> |DFT| -> log/raw). Every batch sees fresh (model, crop) pairings;
+  synthesised on the fly (each model called once on its K crops, no autograd, outputs rounded
+  to 8 bits as saved images are), then the input chain (residual -> |DFT| -> log/raw). The P
+  models come in architecture groups (`seeds_per_code` seeds of each drawn architecture), so
+  every batch asks the network to separate models that share an architecture, which is what
+  attribution of seed twins and fine-tunes needs. Every batch sees fresh (model, crop) pairings;
   the cost is measured in the training log (`batch_seconds`) and in
   benchmarks/train_throughput.py.
 - `ImageSetSource`: images that already carry their model's fingerprint (a real model's
@@ -36,19 +39,49 @@ def _choose_classes(rng: np.random.Generator, n_classes: int, p: int) -> np.ndar
     return rng.choice(n_classes, size=min(p, n_classes), replace=False)
 
 
-class SyntheticSource:
-    """P bank models x K real crops, fingerprinted on the fly; class c = bank model indices[c]."""
+def grouped_classes(rng: np.random.Generator, groups: Sequence[np.ndarray], p: int, per_group: int) -> np.ndarray:
+    """P distinct classes drawn as whole groups: groups in random order, `per_group` members of
+    each (all of a smaller group), until P classes are chosen; if the groups run out first, the
+    rest is drawn uniformly from the classes not yet chosen (all classes if there are fewer)."""
+    chosen: list[int] = []
+    target = min(p, sum(len(g) for g in groups))
+    for g in rng.permutation(len(groups)):
+        take = min(per_group, len(groups[g]), target - len(chosen))
+        chosen.extend(rng.choice(groups[g], size=take, replace=False).tolist())
+        if len(chosen) == target:
+            return np.asarray(chosen)
+    rest = np.setdiff1d(np.concatenate(groups), chosen)
+    return np.asarray(chosen + rng.choice(rest, size=target - len(chosen), replace=False).tolist())
 
-    def __init__(self, bank: Bank, indices: Sequence[int], crops: torch.Tensor, chain: InputChain):
+
+class SyntheticSource:
+    """P bank models x K real crops, fingerprinted on the fly; class c = bank model indices[c].
+
+    `seeds_per_code` > 1: the P models are drawn as architectures with that many seeds each
+    (`grouped_classes`); 1: uniformly, as the original trainer did (two seeds of one
+    architecture then rarely meet in a batch: about 0.05 times per batch at `cpu`)."""
+
+    def __init__(self, bank: Bank, indices: Sequence[int], crops: torch.Tensor, chain: InputChain,
+                 seeds_per_code: int = 1):
         if len(indices) < 2:
             raise ValueError(f"training needs at least 2 synthetic models, got {len(indices)}")
         if crops.dim() != 4 or crops.shape[1] != 3:
             raise ValueError(f"crops must be (N, 3, H, W), got {tuple(crops.shape)}")
+        if seeds_per_code < 1:
+            raise ValueError(f"seeds_per_code must be >= 1, got {seeds_per_code}")
         self.bank, self.indices, self.crops, self.chain = bank, list(indices), crops, chain
         self.n_classes = len(self.indices)
+        self.seeds_per_code = seeds_per_code
+        by_code: dict = {}
+        for c, i in enumerate(self.indices):
+            by_code.setdefault(bank.entries[i][0], []).append(c)
+        self.code_groups = [np.asarray(members) for _, members in sorted(by_code.items())]
 
     def batch(self, rng: np.random.Generator, p: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        classes = _choose_classes(rng, self.n_classes, p)
+        if self.seeds_per_code > 1:
+            classes = grouped_classes(rng, self.code_groups, p, self.seeds_per_code)
+        else:
+            classes = _choose_classes(rng, self.n_classes, p)
         # K distinct crops per model; different models get independent draws.
         picks = np.stack([rng.choice(len(self.crops), size=k, replace=False) for _ in classes])
         images = self.crops[torch.from_numpy(picks)]  # (P, K, 3, H, W)
@@ -121,9 +154,12 @@ class HoldoutSplit:
 
 
 def holdout_split(entries: Sequence[tuple[ArchCode, int]], code_fraction: float, seed_fraction: float,
-                  seed: int = 0) -> HoldoutSplit:
+                  seed: int = 0, seeds_per_code: int = 2) -> HoldoutSplit:
     """Hold out `code_fraction` of the architectures (all their seeds) and, of the remaining
-    architectures with at least two seeds, `seed_fraction` lose their highest seed.
+    architectures with at least two seeds, `seed_fraction` lose their `seeds_per_code` highest
+    seeds (at most all but one: a trained sibling always stays). Two held seeds of one
+    architecture make the unseen-seed group a test of seed discrimination, not only of
+    architecture.
 
     Deterministic in `seed`; each group gets at least 2 models whenever its fraction is > 0 and
     the bank allows it (identification needs two candidates)."""
@@ -145,7 +181,11 @@ def holdout_split(entries: Sequence[tuple[ArchCode, int]], code_fraction: float,
     multi = [c for c in order[n_codes:] if len(by_code[c]) > 1]
     n_seeds = max(round(seed_fraction * len(multi)), min(2, len(multi))) if seed_fraction > 0 else 0
     held_seed_codes = multi[:n_seeds]
-    unseen_seed = sorted(max(by_code[c], key=lambda i: entries[i][1]) for c in held_seed_codes)
+    unseen_seed = []
+    for c in held_seed_codes:  # the highest seeds, always leaving at least one in training
+        by_seed = sorted(by_code[c], key=lambda i: entries[i][1])
+        unseen_seed += by_seed[-min(seeds_per_code, len(by_seed) - 1):]
+    unseen_seed = sorted(unseen_seed)
     unseen_code = sorted(i for c in held_codes for i in by_code[c])
     train = sorted(set(range(len(entries))) - set(unseen_seed) - set(unseen_code))
     if len(train) < 2:

@@ -14,20 +14,30 @@ import torchvision
 from torch import nn
 
 BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+# The torchvision stem (7x7 stride-2 conv, stride-2 max-pool) shrinks a 64 px spectrum to 16 x 16
+# before the first block and to 2 x 2 at the end, pooling away where the peaks are. The others
+# keep more of that layout, at a higher cost per image (measured in notebook 04).
+STEMS = ("standard", "no_maxpool", "stride1")
 
 
 class FingerprintExtractor(nn.Module):
-    def __init__(self, n_classes: int, backbone: str = "resnet50", in_channels: int = 3):
+    def __init__(self, n_classes: int, backbone: str = "resnet50", in_channels: int = 3, stem: str = "standard"):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; choose one of {list(STEMS)}")
         if n_classes < 1:
             raise ValueError("n_classes must be >= 1")
         trunk = getattr(torchvision.models, backbone)(weights=None)
-        if in_channels != 3:
+        if stem == "stride1":
+            trunk.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        elif in_channels != 3:
             trunk.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        if stem != "standard":
+            trunk.maxpool = nn.Identity()
         trunk.fc = nn.Identity()
-        self.backbone_name = backbone
+        self.backbone_name, self.stem = backbone, stem
         self.trunk = trunk
         self.embedding_dim = BACKBONES[backbone]
         self.head = nn.Linear(self.embedding_dim, n_classes)

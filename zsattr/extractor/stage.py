@@ -38,11 +38,11 @@ from .network import FingerprintExtractor
 log = logging.getLogger(__name__)
 
 # The extractor trained on synthetic models (a model space and a step count are its extra inputs).
-EXTRACTOR = Stage("extractor", 1, section="extractor", settings=("seed", "image_size"),
+EXTRACTOR = Stage("extractor", 2, section="extractor", settings=("seed", "image_size"),
                   reads=(BANK, INPUT_CHAIN, PHOTO_POOL))
 # The closed-set baseline: the same network and losses on given real-model images (named by
 # the caller's data id, an extra input).
-CLOSED_SET_EXTRACTOR = Stage("closed_set_extractor", 1, section="extractor", settings=("seed",),
+CLOSED_SET_EXTRACTOR = Stage("closed_set_extractor", 2, section="extractor", settings=("seed",),
                              reads=(INPUT_CHAIN,))
 FINAL_SHARE = 0.1  # final_loss is the mean loss over this last share of the steps (one step is noisy)
 
@@ -72,7 +72,8 @@ def training_crops(cfg: Config) -> torch.Tensor:
 
 
 def split_of(cfg: Config, bank: Bank) -> HoldoutSplit:
-    return holdout_split(bank.entries, cfg.extractor.heldout_codes, cfg.extractor.heldout_seeds, cfg.seed)
+    return holdout_split(bank.entries, cfg.extractor.heldout_codes, cfg.extractor.heldout_seeds, cfg.seed,
+                         cfg.extractor.heldout_seeds_per_code)
 
 
 def split_table(bank: Bank, split: HoldoutSplit) -> pd.DataFrame:
@@ -116,9 +117,19 @@ def _summary(space: str, settings: training.TrainSettings, n_classes: int, histo
             "final_accuracy": float(np.mean([h["accuracy"] for h in tail]))}
 
 
+def run_seed(cfg: Config, training_seed: int) -> int:
+    """The seed of one training run (initial weights and batches); training seeds 0, 1, ... of
+    one preset give independent runs on the same data, whose spread the comparisons report."""
+    if training_seed < 0:
+        raise ValueError(f"training_seed must be >= 0, got {training_seed}")
+    return cfg.seed * 1000 + training_seed
+
+
 def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
-                    store: ArtefactStore | None = None, rank: int = 0, world_size: int = 1) -> TrainedExtractor:
-    """Get-or-build the extractor trained on `space` for `steps` (default: the preset's)."""
+                    store: ArtefactStore | None = None, rank: int = 0, world_size: int = 1,
+                    training_seed: int = 0) -> TrainedExtractor:
+    """Get-or-build the extractor trained on `space` for `steps` (default: the preset's), from
+    training seed `training_seed` (see `run_seed`)."""
     store = store or ArtefactStore()
     settings = settings_for(cfg, steps)
     if world_size > 1 and rank != 0:
@@ -130,14 +141,16 @@ def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
     indices = space_indices(bank, split, space)
     # world_size is not part of the key: notebook 04 (one process) reuses an extractor that
     # `torchrun ... zsattr train-extractor` trained; its summary records the world size.
-    extra = {"space": space, "steps": settings.steps}
+    extra = {"space": space, "steps": settings.steps, "training_seed": training_seed}
     device = resolve_device(cfg.device)
+    seed = run_seed(cfg, training_seed)
 
     def fit(work_dir: Path, rank: int, world_size: int):
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(seed)
         model = _new_model(cfg, len(indices))
-        source = SyntheticSource(bank, indices, training_crops(cfg), input_chain(cfg, store))
-        result = training.train(model, source, settings, work_dir, cfg.seed, device, rank, world_size)
+        source = SyntheticSource(bank, indices, training_crops(cfg), input_chain(cfg, store),
+                                 cfg.extractor.seeds_per_code)
+        result = training.train(model, source, settings, work_dir, seed, device, rank, world_size)
         return model, result
 
     def build(out_dir: Path, work_dir: Path) -> None:
@@ -159,7 +172,7 @@ def train_extractor(cfg: Config, space: str = "full", steps: int | None = None,
 
 
 def _new_model(cfg: Config, n_classes: int) -> FingerprintExtractor:
-    return FingerprintExtractor(n_classes, cfg.extractor.backbone)
+    return FingerprintExtractor(n_classes, cfg.extractor.backbone, stem=cfg.extractor.stem)
 
 
 def _save_run(out_dir: Path, model: FingerprintExtractor, history: list[dict], summary: dict) -> None:
@@ -186,7 +199,7 @@ def closed_set_settings(cfg: Config, n_classes: int, steps: int) -> training.Tra
 
 
 def train_closed_set(cfg: Config, images: torch.Tensor, labels, steps: int, data_id: str,
-                     store: ArtefactStore | None = None) -> TrainedExtractor:
+                     store: ArtefactStore | None = None, training_seed: int = 0) -> TrainedExtractor:
     """The "existing approach": the same ResNet, losses and trainer, learning to tell apart the
     real models whose images are given (labels 0..C-1), closed-set. `data_id` names the image
     set in the cache key (e.g. the zoo artefact and the file list's hash)."""
@@ -196,16 +209,19 @@ def train_closed_set(cfg: Config, images: torch.Tensor, labels, steps: int, data
     settings = closed_set_settings(cfg, n_classes, steps)
     device = resolve_device(cfg.device)
 
+    seed = run_seed(cfg, training_seed)
+
     def build(out_dir: Path, work_dir: Path) -> None:
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(seed)
         model = _new_model(cfg, n_classes)
         source = ImageSetSource(images, labels, input_chain(cfg, store))
-        result = training.train(model, source, settings, work_dir, cfg.seed, device)
+        result = training.train(model, source, settings, work_dir, seed, device)
         _save_run(out_dir, model, result.history, _summary(
             "closed set", settings, n_classes, result.history, 1, device, cfg.extractor.backbone))
 
     art = store.get_or_build(cfg, CLOSED_SET_EXTRACTOR, build,
-                             {"data": data_id, "steps": steps, "n_images": len(labels)})
+                             {"data": data_id, "steps": steps, "n_images": len(labels),
+                              "training_seed": training_seed})
     return load_trained(art.path, cfg, None, list(range(n_classes)), art.built_now)
 
 

@@ -23,6 +23,15 @@ from .photos import to_tensor
 log = logging.getLogger(__name__)
 
 
+def to_8bit(images: torch.Tensor) -> torch.Tensor:
+    """What saving as an 8-bit image does to images in [0, 1]: clamp, then round to steps of 1/255.
+
+    Synthetic outputs stand in for generated images, which reach the world as 8-bit files; the
+    rounding noise is white and, on a log spectrum, dominates the weakest bins, so a float
+    output and its saved PNG do not have the same fingerprint."""
+    return images.clamp(0, 1).mul(255).round().div(255)
+
+
 def list_files(folder: str | Path) -> dict[str, list[str]]:
     """model -> its readable image files, as posix paths relative to the model's sub-folder."""
     scanned = scan_image_folder(folder)

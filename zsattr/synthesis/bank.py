@@ -23,6 +23,7 @@ directory; a rebuild after a kill loads those and trains only the missing groups
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -42,6 +43,7 @@ from ..core.config import Config
 from ..core.keys import Stage
 from ..core.progress import progress
 from ..fingerprint.chain import InputChain
+from ..images.loading import to_8bit
 from ..images.photos import PHOTO_POOL, PhotoPool, to_tensor
 from .codes import ArchCode, all_codes, spread_codes
 from .grouped import pack
@@ -163,9 +165,14 @@ def _init_worker(crops, valid, st):
     _WORKER.update(crops=crops, valid=valid, st=st)
 
 
-def _worker_task(code_str: str, seeds: list[int]):
-    return code_str, train_group(ArchCode.parse(code_str), seeds, _WORKER["crops"],
-                                 _WORKER["valid"], _WORKER["st"])
+def _worker_task(code_str: str, seeds: list[int]) -> tuple[str, bytes]:
+    # Serialised, not returned as tensors: torch would share each tensor with the parent
+    # through a file descriptor kept open as long as the tensor lives, and a bank of over a
+    # thousand models exceeds the descriptor limit ("received 0 items of ancdata").
+    result = train_group(ArchCode.parse(code_str), seeds, _WORKER["crops"], _WORKER["valid"], _WORKER["st"])
+    buffer = io.BytesIO()
+    torch.save(result, buffer)
+    return code_str, buffer.getvalue()
 
 
 def _groups(entries) -> list[tuple[ArchCode, list[int]]]:
@@ -235,7 +242,7 @@ def train_bank(cfg: Config, work_dir: Path, workers: int | None = None) -> tuple
             futures = {ex.submit(_worker_task, str(c), list(s)): (str(c), tuple(s)) for c, s in todo}
             for fut in as_completed(futures):
                 code, seeds = by_str[futures[fut]]
-                keep(code, seeds, fut.result()[1])
+                keep(code, seeds, torch.load(io.BytesIO(fut.result()[1]), weights_only=True))
                 bar.update(len(seeds))
     bar.close()
     return states, rows
@@ -245,7 +252,9 @@ class Bank:
     """The trained bank: entries (code, seed), their modules, the training report.
 
     `apply(i, images)` pushes a batch through model i (one call, eval mode, no autograd);
-    `apply_pk(indices, images)` does that for P models with K images each.
+    `apply_pk(indices, images)` does that for P models with K images each. Both return what
+    the model's images would be once saved as 8-bit files (`images.loading.to_8bit`), since
+    that is what they stand in for; `quantise=False` gives the raw float outputs.
     """
 
     def __init__(self, entries: list[tuple[ArchCode, int]], states: dict, report):
@@ -280,17 +289,19 @@ class Bank:
                 self._models[i] = model.to(memory_format=torch.channels_last)
         return self._models[i]
 
-    def apply(self, i: int, images: torch.Tensor) -> torch.Tensor:
-        """Fingerprinted copies of `images` (B, 3, H, W) in [0, 1] by model i."""
+    def apply(self, i: int, images: torch.Tensor, quantise: bool = True) -> torch.Tensor:
+        """Fingerprinted copies of `images` (B, 3, H, W) in [0, 1] by model i, as 8-bit values
+        unless `quantise=False`."""
         model = self.model(i)
         with torch.inference_mode():
-            return model(images.contiguous(memory_format=torch.channels_last)).contiguous()
+            out = model(images.contiguous(memory_format=torch.channels_last)).contiguous()
+        return to_8bit(out) if quantise else out
 
-    def apply_pk(self, indices: Sequence[int], images: torch.Tensor) -> torch.Tensor:
+    def apply_pk(self, indices: Sequence[int], images: torch.Tensor, quantise: bool = True) -> torch.Tensor:
         """images (P, K, 3, H, W): row p goes through model indices[p]; each model called once."""
         if images.dim() != 5 or images.shape[0] != len(indices):
             raise ValueError(f"expected images (P={len(indices)}, K, 3, H, W), got {tuple(images.shape)}")
-        return torch.stack([self.apply(i, images[p]) for p, i in enumerate(indices)])
+        return torch.stack([self.apply(i, images[p], quantise) for p, i in enumerate(indices)])
 
     def label_of(self, i: int) -> str:
         code, seed = self.entries[i]
@@ -339,7 +350,7 @@ def benchmark_application(bank: Bank, size: int, n_models: int = 8, k: int = 32,
         return torch.stack([apply_authors_way(m, images[p]) for p, m in enumerate(slow_models)])
 
     def fast():
-        return bank.apply_pk(idx, images)
+        return bank.apply_pk(idx, images, quantise=False)  # the authors' path is float too
 
     times, outs = {}, {}
     for name, fn in (("slow", slow), ("fast", fast)):

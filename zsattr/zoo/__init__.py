@@ -10,15 +10,21 @@ Public API:
     sample(model, n, seed)          (n, 3, H, W) images in [-1, 1]
     model_table(folder)             one row per model folder, from its metadata.json
     progress_table(folder)          per model: did its monitored losses and its SWD to real crops fall
+    quality_table(folder, bar)      the image-to-image tier's PSNR check (pass / FAIL per model)
+    tier_models(names, tier)        the models of one tier: "unconditional" or "image_to_image"
+
+Image-to-image tier: `zoo.image_to_image` (super-resolvers, a KL autoencoder, denoisers),
+`zoo.reconstruction` (holdout inputs, fine-tune crops, PSNR and its bar).
 
 LoRA: `zoo.lora` (adapters for Linear/Conv2d/ConvTranspose2d), `zoo.variants` (LoRA fine-tunes
 of zoo models, a cached stage of their own).
 """
 
 from .build import ZOO, build_zoo, load_generator, model_seed, model_steps, zoo_artefact
-from .registry import REGISTRY, ZooEntry, entry, training_order
+from .registry import IMAGE_TO_IMAGE, REGISTRY, TIERS, UNCONDITIONAL, ZooEntry, entry, tier_models, training_order
 from .samples import draw as sample
-from .table import model_table, progress_table, registry_table
+from .table import model_table, progress_table, quality_table, registry_table
 
-__all__ = ["ZOO", "REGISTRY", "ZooEntry", "build_zoo", "entry", "load_generator", "model_seed",
-           "model_steps", "model_table", "progress_table", "registry_table", "sample", "training_order", "zoo_artefact"]
+__all__ = ["ZOO", "REGISTRY", "IMAGE_TO_IMAGE", "TIERS", "UNCONDITIONAL", "ZooEntry", "build_zoo", "entry",
+           "load_generator", "model_seed", "model_steps", "model_table", "progress_table", "quality_table",
+           "registry_table", "sample", "tier_models", "training_order", "zoo_artefact"]

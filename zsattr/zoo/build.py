@@ -6,6 +6,9 @@ Layout of the artefact (stage `ZOO`):
     weights/<model>.pt                             <- state_dict, for `load_generator`
     zoo.json                                       <- every model's metadata, in training order
 
+Image-to-image models (`tier` "image_to_image") are trained the same way; their samples are
+their outputs on holdout photos and their metadata adds the PSNR check (`zoo.reconstruction`).
+
 Each model trains in its own folder under the store's persistent work directory on the one
 training driver and is marked finished last (`zsattr.core.training.mark_finished`); after a
 kill, `build_zoo` skips finished models and resumes the interrupted one from its checkpoint.
@@ -28,7 +31,8 @@ from ..core.device import resolve_device
 from ..core.keys import Stage
 from ..core.training import finished
 from ..images.photos import PHOTO_POOL, gan_training_crops
-from . import samples, training
+from . import reconstruction, samples, training
+from .reconstruction import IMAGE_TO_IMAGE
 from .registry import REGISTRY, entry, training_order
 
 log = logging.getLogger(__name__)
@@ -63,9 +67,30 @@ def _load_trained(cfg: Config, name: str, weights: Path, trained: dict):
     return model.eval()
 
 
+def _train_unconditional(cfg: Config, model, data: torch.Tensor, seed: int, steps: int, folder: Path,
+                         n_monitor: int, on_step=None):
+    """Train a generator from noise; its samples and the SWD of samples to real crops."""
+    model_data = model.training_data(data)
+    reference = data[-n_monitor:]  # a fixed set of real crops
+    start_file = folder / "swd_start.json"
+    if not start_file.exists():  # measured once, on the untrained model
+        atomic.write_json(start_file, {"swd": samples.sliced_wasserstein(
+            samples.draw(model, n_monitor, seed + 1), reference)})
+    swd_start = json.loads(start_file.read_text())["swd"]
+    run = training.train(model, model_data, steps, cfg.zoo.batch_size, seed, folder,
+                         cfg.zoo.checkpoint_every, on_step=on_step)
+    started = time.perf_counter()
+    images = samples.draw(model, cfg.zoo.n_samples, seed + 2)
+    sample_seconds = time.perf_counter() - started
+    return images, run, {"swd_start": swd_start,
+                         "swd_final": samples.sliced_wasserstein(images[:n_monitor], reference),
+                         "sample_seconds": round(sample_seconds, 2)}
+
+
 def train_one(cfg: Config, name: str, data: torch.Tensor, work_dir: Path, trained: dict,
               on_step=None) -> dict:
-    """Train, sample and describe one model in `work_dir/<name>/`; skip it if already done."""
+    """Train, sample and describe one model in `work_dir/<name>/`; skip it if already done.
+    An image-to-image model's samples are its outputs on holdout photos (`reconstruction`)."""
     folder = work_dir / name
     record = finished(folder)
     if record is not None:
@@ -75,30 +100,23 @@ def train_one(cfg: Config, name: str, data: torch.Tensor, work_dir: Path, traine
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
     model = build_model(cfg, name, trained).to(device)
-    model_data = model.training_data(data)
     n_monitor = min(N_MONITOR, cfg.zoo.n_samples, len(data))
-    reference = data[-n_monitor:]  # a fixed set of real crops
-    start_file = folder / "swd_start.json"
-    if not start_file.exists():  # measured once, on the untrained model
-        atomic.write_json(start_file, {"swd": samples.sliced_wasserstein(
-            samples.draw(model, n_monitor, seed + 1), reference)})
-    swd_start = json.loads(start_file.read_text())["swd"]
     log.info("training zoo model %s (%d steps)", name, steps)
-    run = training.train(model, model_data, steps, cfg.zoo.batch_size, seed, folder,
-                         cfg.zoo.checkpoint_every, on_step=on_step)
-    started = time.perf_counter()
-    images = samples.draw(model, cfg.zoo.n_samples, seed + 2)
-    sample_seconds = time.perf_counter() - started
+    if e.tier == IMAGE_TO_IMAGE:
+        images, run, measured = reconstruction.train_and_measure(
+            cfg, model, data, seed, steps, folder, n_monitor, finetune=e.finetune_of is not None, on_step=on_step)
+    else:
+        images, run, measured = _train_unconditional(cfg, model, data, seed, steps, folder, n_monitor, on_step)
     metadata = {
         "name": name, "family": e.family, "architecture": e.architecture,
         "upsampling": e.upsampling, "description": e.description,
         "generator_parameters": model.generator_parameters(),
         "total_parameters": model.total_parameters(),
-        "seed": seed, "twin_of": e.twin_of, "requires": list(e.requires),
+        "seed": seed, "twin_of": e.twin_of, "requires": list(e.requires), "tier": e.tier,
+        "finetune_of": e.finetune_of,
         "steps": steps, "batch_size": cfg.zoo.batch_size, "image_size": cfg.image_size,
         "losses": training.loss_summary(run), "monitored_losses": list(model.monitored_losses),
-        "swd_start": swd_start, "swd_final": samples.sliced_wasserstein(images[:n_monitor], reference),
-        "train_seconds": round(run.train_seconds, 2), "sample_seconds": round(sample_seconds, 2),
+        **measured, "train_seconds": round(run.train_seconds, 2),
         "n_samples": cfg.zoo.n_samples, "device": str(device), "torch": torch.__version__,
         "machine": platform.machine(),
     }

@@ -41,3 +41,32 @@ def spectra_grid(spectra: dict, ncols: int = 6, size: float = 2.0, cmap: str = "
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def signed_to_display(x) -> np.ndarray:
+    """Images (N, 3, H, W) in [-1, 1] (a tensor) -> (N, H, W, 3) in [0, 1], for imshow."""
+    return ((x + 1) / 2).permute(0, 2, 3, 1).numpy()
+
+
+def translation_rows(examples: dict, titles: tuple[str, ...] = ("input", "output", "reference"),
+                     size: float = 1.1):
+    """Image-to-image examples, one row per model: for each example, its input, the model's
+    output and the clean reference side by side. `examples[model]` is a list of such triplets
+    (H, W, 3) in [0, 1]; an input may be smaller (a super-resolver's) and is shown at the same
+    size, pixelated, so what the model had to work from is visible."""
+    names = list(examples)
+    n_cols = max(len(v) for v in examples.values()) * len(titles)
+    fig, axes = plt.subplots(len(names), n_cols, figsize=(n_cols * size + 1.4, len(names) * size + 0.3),
+                             squeeze=False)
+    for r, name in enumerate(names):
+        images = [image for triplet in examples[name] for image in triplet]
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(images):
+                ax.imshow(np.clip(images[c], 0, 1), interpolation="nearest")
+            if r == 0:
+                ax.set_title(titles[c % len(titles)], fontsize=7)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.subplots_adjust(wspace=0.04, hspace=0.04)
+    return fig

@@ -5,6 +5,12 @@ is in the zoo. A preset chooses which names it trains (`cfg.zoo.models`).
 get more steps, the expensive pixel-space diffusion model fewer, so the whole zoo meets the
 preset's time budget. `seed` offsets the preset seed; two entries that differ only in `seed`
 are seed twins (same architecture, same data, different initialisation and batches).
+
+Tiers. `tier` says how a model makes its images: "unconditional" (from noise: the GANs, VAEs,
+flow and diffusion models) or "image_to_image" (from a real holdout photo: super-resolvers, an
+autoencoder, denoisers; `zsattr.zoo.image_to_image`). Evaluation selects a tier with
+`tier_models(names, tier)`. A fine-tuned variant (`finetune_of`) starts from its parent's
+trained weights (it `requires` the parent) and continues on fresh crops of 3 train photos.
 """
 
 from __future__ import annotations
@@ -17,14 +23,19 @@ from .base import ZooModel
 from .diffusion import Diffusion, LatentDiffusion, UNet
 from .flow import Glow
 from .gan import GAN, DCGANDiscriminator, DCGANGenerator, ResNetGenerator, StyleGenerator
+from .image_to_image import ESPCN, FSRCNN, VDSR, DnCNN, ImageToImage, KLAutoencoder
+from .reconstruction import IMAGE_TO_IMAGE, holdout_source
 from .transformer import TransGANGenerator
 from .vae import VAE
+
+UNCONDITIONAL = "unconditional"
+TIERS = (UNCONDITIONAL, IMAGE_TO_IMAGE)
 
 
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    family: str  # GAN | VAE | flow | diffusion | transformer
+    family: str  # GAN | VAE | flow | diffusion | transformer | image-to-image
     architecture: str
     upsampling: str  # the generator's last upsampling operation
     description: str
@@ -33,6 +44,8 @@ class ZooEntry:
     step_weight: float = 1.0
     requires: tuple[str, ...] = ()  # zoo models whose trained weights the builder needs
     twin_of: str | None = None
+    tier: str = UNCONDITIONAL  # UNCONDITIONAL | IMAGE_TO_IMAGE (see the module docstring)
+    finetune_of: str | None = None  # the trained model this one continues from
 
 
 def _dcgan(mode: str, objective: str = "ns"):
@@ -81,6 +94,30 @@ def _ldm(cfg: Config, vae):
     return LatentDiffusion(vae, cfg.zoo.width, ddim_steps=cfg.zoo.ddim_steps)
 
 
+def _i2i(net, degradation: str, lr: float, patch_fraction: float = 0.5):
+    """Builder of an image-to-image model: `net(width)` behind `degradation`, sampling holdout photos."""
+    def build(cfg: Config):
+        return ImageToImage(net(cfg.zoo.width), degradation, cfg.image_size, holdout_source(cfg), lr=lr,
+                            patch_fraction=patch_fraction)
+    return build
+
+
+def _finetune(parent: str, build_parent, lr_scale: float = 1 / 3):
+    """Builder of a fine-tuned variant: the parent's design with its trained weights, a lower rate."""
+    def build(cfg: Config, **trained):
+        model = build_parent(cfg)
+        model.load_state_dict(trained[parent].state_dict())
+        model.lr *= lr_scale
+        return model
+    return build
+
+
+_SR_PIXELSHUFFLE = _i2i(ESPCN, "sr2", lr=3e-3)
+_DNCNN = _i2i(DnCNN, "noise0.2", lr=1e-3)
+_AE_KL = _i2i(KLAutoencoder, "identity", lr=2e-3, patch_fraction=0.25)  # 1/4-size patches: 4x cheaper steps
+_I2I = IMAGE_TO_IMAGE
+
+
 _ENTRIES = (
     ZooEntry("dcgan_tconv", "GAN", "DCGAN", "transposed conv",
              "DCGAN, transposed-convolution upsampling (4x4, stride 2), non-saturating loss",
@@ -124,6 +161,35 @@ _ENTRIES = (
     ZooEntry("ldm", "diffusion", "latent DDPM", "transposed conv (VAE decoder)",
              "DDPM in the latent space of `vae`, decoded by vae's decoder", _ldm,
              requires=("vae",), step_weight=1.5),
+    # the image-to-image tier: trained on train-split crops, sampled on holdout photos
+    ZooEntry("sr_pixelshuffle", "image-to-image", "ESPCN x2 SR", "pixel shuffle",
+             "x2 super-resolution: convolutions at low resolution, conv to 12 channels, pixel shuffle (L1)",
+             _SR_PIXELSHUFFLE, step_weight=6.0, tier=_I2I),
+    ZooEntry("sr_pixelshuffle_seed1", "image-to-image", "ESPCN x2 SR", "pixel shuffle",
+             "seed twin of sr_pixelshuffle", _SR_PIXELSHUFFLE, seed=1, step_weight=6.0, tier=_I2I,
+             twin_of="sr_pixelshuffle"),
+    ZooEntry("sr_pixelshuffle_ft", "image-to-image", "ESPCN x2 SR", "pixel shuffle",
+             "sr_pixelshuffle fine-tuned on fresh crops of 3 train photos (1/3 of its rate)",
+             _finetune("sr_pixelshuffle", _SR_PIXELSHUFFLE), seed=2, step_weight=1.5, tier=_I2I,
+             requires=("sr_pixelshuffle",), finetune_of="sr_pixelshuffle"),
+    ZooEntry("sr_tconv", "image-to-image", "FSRCNN x2 SR", "transposed conv",
+             "x2 super-resolution: feature/shrink/map/expand at low resolution, 9x9 transposed conv of stride 2 (L1)",
+             _i2i(FSRCNN, "sr2", lr=3e-3), step_weight=6.0, tier=_I2I),
+    ZooEntry("sr_bicubic_cnn", "image-to-image", "VDSR-like x2 SR", "bicubic + residual CNN",
+             "x2 super-resolution: bicubic upsampling, then a 4-layer CNN adds a residual at full resolution (L1)",
+             _i2i(VDSR, "sr2", lr=1e-3), step_weight=2.0, tier=_I2I),
+    ZooEntry("ae_kl", "image-to-image", "KL autoencoder (LDM first stage)", "nearest + conv",
+             "a latent diffusion model's autoencoder, f=2, 4 latent channels, ResBlocks; L1 + 1e-6 KL; "
+             "decodes the posterior mean", _AE_KL, step_weight=5.0, tier=_I2I),
+    ZooEntry("ae_kl_seed1", "image-to-image", "KL autoencoder (LDM first stage)", "nearest + conv",
+             "seed twin of ae_kl", _AE_KL, seed=1, step_weight=5.0, tier=_I2I, twin_of="ae_kl"),
+    ZooEntry("denoise_dncnn", "image-to-image", "DnCNN denoiser", "none (residual, conv-BN-ReLU)",
+             "Gaussian denoising, noise std 0.2 in [-1, 1] (25.5 on the 8-bit scale): 5-layer DnCNN, MSE",
+             _DNCNN, step_weight=6.0, tier=_I2I),
+    ZooEntry("denoise_dncnn_ft", "image-to-image", "DnCNN denoiser", "none (residual, conv-BN-ReLU)",
+             "denoise_dncnn fine-tuned on fresh crops of 3 train photos (1/3 of its rate)",
+             _finetune("denoise_dncnn", _DNCNN), seed=2, step_weight=1.5, tier=_I2I,
+             requires=("denoise_dncnn",), finetune_of="denoise_dncnn"),
 )
 
 REGISTRY: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
@@ -133,6 +199,13 @@ def entry(name: str) -> ZooEntry:
     if name not in REGISTRY:
         raise KeyError(f"no zoo model named {name!r}; known: {sorted(REGISTRY)}")
     return REGISTRY[name]
+
+
+def tier_models(names, tier: str) -> list[str]:
+    """The models of `names` (in order) that belong to `tier` (one of TIERS)."""
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; choose one of {list(TIERS)}")
+    return [n for n in names if entry(n).tier == tier]
 
 
 def training_order(names) -> list[str]:
