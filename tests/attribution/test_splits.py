@@ -68,3 +68,14 @@ def test_image_split_bad_input():
         splits.image_split(files, groups, 0.1, 0)
     with pytest.raises(KeyError, match="without a split group"):
         splits.image_split({**files, "glow": ["a.png"]}, groups, 0.5, 0)
+
+
+def test_shared_architecture_groups_twins_objectives_and_reused_decoders():
+    names = ["dcgan_tconv", "dcgan_tconv_seed1", "lsgan_tconv", "dcgan_bilinear", "vae", "ldm", "glow",
+             "sr_pixelshuffle", "sr_pixelshuffle_ft", "sr_tconv"]
+    shared = splits.shared_architecture(names)
+    assert set(shared) == {"dcgan_tconv", "dcgan_tconv_seed1", "lsgan_tconv", "vae", "ldm", "sr_pixelshuffle",
+                           "sr_pixelshuffle_ft"}
+    assert shared["dcgan_tconv"] == shared["lsgan_tconv"] == shared["dcgan_tconv_seed1"]
+    assert shared["vae"] == shared["ldm"] != shared["dcgan_tconv"]
+    assert splits.shared_architecture(["vae", "glow"]) == {}  # a model alone keeps its own design

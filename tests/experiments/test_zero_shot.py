@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,3 +26,13 @@ def test_by_family_gives_mean_and_sd_over_training_seeds():
     assert fam.loc["a", "held_out_top1"] == pytest.approx(0.7)
     assert fam.loc["a", "held_out_top1_sd"] == pytest.approx(0.2)
     assert fam.loc["a", "runs"] == 3 and fam.loc["b", "runs"] == 1 and pd.isna(fam.loc["b", "held_out_top1_sd"])
+
+
+def test_subset_table_averages_over_models_then_over_training_runs():
+    per_model = pd.DataFrame({"model": ["a", "b", "c"], "group": ["x"] * 3, "m #0": [1.0, 0.0, 0.5],
+                              "m #1": [0.0, 0.0, 0.5], "s": [1.0, 1.0, 0.0]})
+    table = zero_shot.subset_table(per_model, {"a and b": ["a", "b"], "empty": []})
+    assert list(table.index) == ["a and b"] and table.loc["a and b", "models"] == 2
+    assert table.loc["a and b", "m"] == pytest.approx(0.25)  # runs: 0.5 and 0.0
+    assert table.loc["a and b", "m sd"] == pytest.approx(np.std([0.5, 0.0], ddof=1))
+    assert table.loc["a and b", "s"] == 1.0 and np.isnan(table.loc["a and b", "s sd"])

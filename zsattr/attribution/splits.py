@@ -110,3 +110,36 @@ def read_split(path: str | Path) -> tuple[dict[str, str], dict[str, dict[str, li
     if data.get("format") != SPLIT_FORMAT:
         raise ValueError(f"{path} is a split of format {data.get('format')}; this version reads {SPLIT_FORMAT}")
     return data["groups"], data["images"]
+
+
+def shared_architecture(model_names: Sequence[str]) -> dict[str, str]:
+    """model -> its architecture group, for the models that share an architecture with another
+    model of `model_names`: the same registry architecture and upsampling (seed twins, fine-tunes,
+    the same design under another objective) or trained weights of one inside the other (the
+    latent diffusion model decodes with the VAE's decoder). Models with a design of their own are
+    left out. The rule reads only the registry, never results."""
+    def key(name: str) -> tuple[str, str]:
+        e = entry(name)
+        return e.architecture, e.upsampling
+
+    parent = {name: name for name in model_names}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for name in model_names:
+        by_key.setdefault(key(name), []).append(name)
+        for dep in entry(name).requires:
+            if dep in parent:
+                parent[root(name)] = root(dep)
+    for members in by_key.values():
+        for other in members[1:]:
+            parent[root(other)] = root(members[0])
+    groups: dict[str, list[str]] = {}
+    for name in model_names:
+        groups.setdefault(root(name), []).append(name)
+    return {name: f"{key(members[0])[0]} ({', '.join(members)})" for members in groups.values()
+            if len(members) > 1 for name in members}

@@ -19,6 +19,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ from ..fingerprint.chain import input_chain
 from ..images import loading
 from ..synthesis.bank import load_bank
 from ..zoo import build_zoo
+from ..zoo.registry import IMAGE_TO_IMAGE, entry
 from . import heldout
 
 log = logging.getLogger(__name__)
@@ -201,3 +203,33 @@ def headline(summary: pd.DataFrame, ours: str, baselines=BASELINES) -> dict:
         out[f"headline_gap_{key}_points"] = round(100 * float(rows.loc[ours, metric] - rows.loc[best, metric]), 2)
         out[f"best_baseline_{key}"] = best
     return out
+
+
+def model_subsets(evalset: EvaluationSet) -> dict[str, list[str]]:
+    """The populations the tables report, each fixed by the registry and the split, never by
+    results: the unseen models (the headline's), those of them that share an architecture with
+    another zoo model (seed twins, fine-tunes, a design under another objective, a decoder reused)
+    and those that do not, the unseen image-to-image tier, and all models."""
+    shared = splits.shared_architecture(evalset.names)
+    unseen = [m for m in evalset.names if evalset.groups[m] in HELD_OUT]
+    return {"unseen": unseen,
+            "unseen, shared architecture": [m for m in unseen if m in shared],
+            "unseen, own architecture": [m for m in unseen if m not in shared],
+            "unseen, image-to-image tier": [m for m in unseen if entry(m).tier == IMAGE_TO_IMAGE],
+            "all": list(evalset.names)}
+
+
+def subset_table(per_model: pd.DataFrame, subsets: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Subset x method family: top-1 averaged over the subset's models in each run, then the mean
+    over the family's training-seed runs and its sd (`<family> sd`, NaN for a single run).
+    `per_model` is `Results.per_model` (columns model, group, then one per method run)."""
+    runs = per_model.set_index("model").drop(columns="group")
+    rows = []
+    for subset, models in subsets.items():
+        if not models:
+            continue
+        per_run = runs.loc[list(models)].mean()
+        by_fam = per_run.groupby(heldout.family, sort=False)
+        rows.append({"subset": subset, "models": len(models), **by_fam.mean().to_dict(),
+                     **by_fam.std().add_suffix(" sd").to_dict()})
+    return pd.DataFrame(rows).set_index("subset")
