@@ -21,7 +21,6 @@ second "ours": the same synthetic-only supervision as the ResNet, with no deep n
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +39,6 @@ from ..images.photos import PHOTO_POOL, PhotoPool, to_tensor
 from ..synthesis.bank import BANK, Bank, load_bank
 from .data import holdout_split
 from .stage import split_of
-
-log = logging.getLogger(__name__)
 
 LINEAR_EXTRACTOR = Stage("linear_extractor", 1, section="linear", settings=("seed", "image_size"),
                          reads=(BANK, INPUT_CHAIN, PHOTO_POOL))
