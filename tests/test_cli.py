@@ -54,3 +54,42 @@ def test_a_negative_training_seed_is_refused_before_any_work(capsys, data_dir):
     assert cli.main(["train-extractor", "--preset", "smoke", "--training-seed", "-1"]) == 2
     assert "--training-seed must be >= 0" in capsys.readouterr().err
     assert not (data_dir / "cache").exists() or not any((data_dir / "cache").iterdir())
+
+
+def test_evaluate_checks_the_folder_before_any_work(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    def chain_must_not_run(*args, **kwargs):
+        raise AssertionError("the chain started on a bad folder")
+    monkeypatch.setattr("zsattr.report.chain.run_chain", chain_must_not_run)
+    assert cli.main(["evaluate", str(tmp_path / "absent"), "--preset", "smoke"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    for name, n in (("model_a", 12), ("model_b", 3)):
+        (tmp_path / "gens" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (40, 40), (i, 2 * i, 3 * i)).save(tmp_path / "gens" / name / f"{i}.png")
+    assert cli.main(["evaluate", str(tmp_path / "gens"), "--preset", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 6 readable images per model" in err and "'model_b': 3" in err
+
+
+def test_evaluate_runs_notebook_05_on_the_folder_into_its_own_reports(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from zsattr.report import chain as reproduce
+    calls = []
+
+    def fake_chain(preset, **kwargs):
+        calls.append((preset, kwargs))
+        return [reproduce.NotebookResult("05_zero_shot", 1.0, "ok", kwargs["out_dir"] / "05_zero_shot.ipynb")]
+    monkeypatch.setattr("zsattr.report.chain.run_chain", fake_chain)
+    for name in ("model_a", "model_b"):
+        (tmp_path / "gens" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (40, 40), (i, 2 * i, 3 * i)).save(tmp_path / "gens" / name / f"{i}.png")
+    assert cli.main(["evaluate", str(tmp_path / "gens"), "--preset", "smoke", "--without-zoo"]) == 0
+    [(preset, kwargs)] = calls
+    assert preset == "smoke" and kwargs["only"] == ["05"]
+    assert kwargs["parameters"] == {"images": str((tmp_path / "gens").resolve()), "with_zoo": False}
+    assert kwargs["out_dir"].parts[-2:] == ("folders", "gens")
+    assert "2 models, 12 images" in capsys.readouterr().out

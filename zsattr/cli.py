@@ -1,4 +1,5 @@
-"""Command line: `zsattr reproduce`, `zsattr presets`, `zsattr train-extractor`, `zsattr scan`.
+"""Command line: `zsattr reproduce`, `zsattr evaluate`, `zsattr presets`, `zsattr train-extractor`,
+`zsattr scan`.
 
 The one module whose project imports are not all at its head: a command imports its stage when
 it runs, so `zsattr --help`, `zsattr presets` and argument errors answer in a tenth of a second
@@ -31,6 +32,37 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return 2
     total = sum(r.seconds for r in results)
     print(f"{'total':<28} {'':<7} {total:>9.1f} s  (reports/{args.preset}/timings.json)")
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Notebook 05's whole evaluation on a folder of generated images (one sub-folder per model),
+    beside the zoo unless --without-zoo; outputs under reports/<preset>/folders/<name>/."""
+    from .experiments.zero_shot import folder_reports
+    from .images.folders import scan_image_folder
+    from .report.chain import run_chain
+
+    cfg = resolve(args.preset)
+    try:  # check the folder before the chain spends minutes on it
+        folder = scan_image_folder(args.folder, min_size=cfg.image_size)
+    except (OSError, ValueError) as exc:
+        print(f"zsattr evaluate: {exc}", file=sys.stderr)
+        return 2
+    needed = cfg.evaluation.k + 1
+    short = {name: len(paths) for name, paths in folder.sources.items() if len(paths) < needed}
+    if short:
+        print(f"zsattr evaluate: the {args.preset} preset needs at least {needed} readable images per model "
+              f"(a gallery of evaluation.k plus a query); too few in {short}", file=sys.stderr)
+        return 2
+    out_dir = folder_reports(args.preset, folder.root)
+    print(f"{len(folder.sources)} models, {len(folder)} images, {sum(folder.skipped.values())} skipped "
+          f"{dict(folder.skipped)}; results go to {out_dir}", flush=True)
+    results = run_chain(args.preset, only=["05"], out_dir=out_dir,
+                        parameters={"images": str(folder.root.resolve()), "with_zoo": not args.without_zoo})
+    for r in results:
+        print(f"{r.notebook:<28} {r.status:<7} {r.seconds:>9.1f} s  {r.output}")
+        if r.status != "ok":
+            print(f"  {r.error.splitlines()[0] if r.error else ''}", file=sys.stderr)
     return 0 if all(r.status == "ok" for r in results) else 1
 
 
@@ -113,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 00 02")
     rep.add_argument("--from", metavar="NN", help="start at this notebook, e.g. --from 03")
     rep.set_defaults(func=_cmd_reproduce)
+
+    ev = sub.add_parser("evaluate", help="run notebook 05's evaluation on a folder of generated images "
+                        "(one sub-folder per model), beside the zoo")
+    ev.add_argument("folder")
+    ev.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "paper"])
+    ev.add_argument("--without-zoo", action="store_true", help="evaluate the folder's models alone")
+    ev.set_defaults(func=_cmd_evaluate)
 
     pre = sub.add_parser("presets", help="print every preset's configuration")
     pre.add_argument("--markdown", action="store_true", help="as the Markdown table in the README")

@@ -151,3 +151,30 @@ def test_evaluate_method_tables():
     assert per_group.loc["real_training", "models"] == 2 and per_group.loc["all", "top1"] == 1.0
     summary = out["summary"].iloc[0]
     assert summary["top1_mean"] == 1.0 and summary["roc_auc"] == 1.0 and len(out["summary"]) == 1
+
+
+def test_subset_top1_is_the_per_draw_mean_over_the_chosen_models():
+    x, y = _clusters(n_classes=4, per_class=20, spread=0.05)
+    x[y == 3] = x[y == 2][::-1] + 0.01 * np.random.default_rng(3).normal(size=x[y == 2].shape)  # d sits on c
+    names = ["a", "b", "c", "d"]
+    result = protocols.identification(x, y, k=3, draws=4, seed=0, names=names)
+    subset = result.subset_top1(["a", "c", "d"])
+    assert subset.shape == (4,)
+    assert np.allclose(subset, result.per_model_draws[:, [0, 2, 3]].mean(axis=1))
+    assert np.allclose(result.subset_top1(["a"]), 1.0) and subset.mean() < 1.0
+    assert result.subset_top1(["a", "b"]).mean() == pytest.approx(result.per_model.loc[["a", "b"], "top1"].mean())
+
+
+def test_restrict_pairs_keeps_only_pairs_inside_the_mask():
+    labels = np.repeat(np.arange(4), 10)
+    pairs = protocols.make_pairs(labels, 200, seed=0)
+    keep = labels >= 2
+    sub = protocols.restrict_pairs(pairs, keep)
+    for part, full in ((sub.test, pairs.test), (sub.calibration, pairs.calibration)):
+        assert keep[part[:, :2]].all() and 0 < len(part) < len(full)
+        inside = full[keep[full[:, 0]] & keep[full[:, 1]]]
+        np.testing.assert_array_equal(part, inside)  # every pair inside the mask is kept
+    with pytest.raises(ValueError, match="no same-model or no different-model"):
+        protocols.restrict_pairs(pairs, labels == 1)  # one model: no different-model pair
+    with pytest.raises(ValueError, match="mask over"):
+        protocols.restrict_pairs(pairs, keep[:5])

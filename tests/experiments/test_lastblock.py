@@ -1,4 +1,5 @@
-"""Last-block experiment: block composition, resume after a kill, classifier sanity."""
+"""Last-block experiment: block composition, resume after a kill (EMA included), pair seeds and
+their mean/sd aggregation, classifier sanity."""
 
 import numpy as np
 import pytest
@@ -125,8 +126,59 @@ def test_resume_after_a_simulated_kill_matches_an_uninterrupted_run(tmp_path, ki
     assert info["steps"] == info_b["steps"] == 6 and info["loss_d"] == pytest.approx(info_b["loss_d"])
 
 
-def test_pair_members_differ_only_by_seed_and_are_cached(tmp_path):
+def test_resume_keeps_the_ema_exact_and_hands_it_on(tmp_path, kill_after):
+    cfg = _tiny_cfg(**{"lastblock.ema": 0.5})
+    data = torch.rand(16, 3, 16, 16) * 2 - 1
+    straight, _ = tr.train_gan(cfg, "nearest", "M1", data, tmp_path / "a")
+    state = tr.atomic.torch_load(tmp_path / "a" / training.CHECKPOINT)["state"]
+    assert "ema" in state
+    assert all(torch.equal(v, state["ema"][n]) for n, v in straight.state_dict().items()), "the EMA is handed on"
+    assert not all(torch.equal(v, state["gen"][n]) for n, v in straight.state_dict().items())
+    with pytest.raises(kill_after.error):
+        tr.train_gan(cfg, "nearest", "M1", data, tmp_path / "b", on_step=kill_after(3))
+    resumed, _ = tr.train_gan(cfg, "nearest", "M1", data, tmp_path / "b")
+    assert _same(straight, resumed)
+
+
+def test_without_ema_the_live_generator_is_handed_on(tmp_path):
+    cfg = _tiny_cfg(**{"lastblock.ema": 0.0})
+    gen, _ = tr.train_gan(cfg, "nearest", "M1", torch.rand(16, 3, 16, 16) * 2 - 1, tmp_path)
+    state = tr.atomic.torch_load(tmp_path / training.CHECKPOINT)["state"]
+    assert "ema" not in state
+    assert all(torch.equal(v, state["gen"][n]) for n, v in gen.state_dict().items())
+
+
+def test_ema_update_math():
+    torch.manual_seed(0)
+    ema, live = lb.Generator(16, "nearest", 8, 16), lb.Generator(16, "nearest", 8, 16)
+    live.train()(torch.randn(4, 8))  # live batch-norm statistics and counters move
+    before = {n: v.clone() for n, v in ema.state_dict().items()}
+    tr.ema_update(ema, live, 0.9)
+    for name, value in ema.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.9 * before[name] + 0.1 * live.state_dict()[name], atol=1e-6), name
+        else:  # batch counters are copied
+            assert torch.equal(value, live.state_dict()[name]), name
+    tr.ema_update(ema, live, 0.0)
+    assert _same(ema, live), "decay 0 copies the live model"
+
+
+def test_pair_seeds_give_fresh_initialisations_and_the_same_seed_reproduces():
     cfg = _tiny_cfg()
+    data = torch.rand(16, 3, 16, 16) * 2 - 1
+    seeds = {(p, u, m) for p in range(3) for u in lb.UPSAMPLINGS for m in tr.MEMBERS}
+    assert len({tr.model_seed(0, u, m, p) for p, u, m in seeds}) == len(seeds)
+    assert not {tr.model_seed(0, u, m, p) for p, u, m in seeds} & {tr.model_seed(1, u, m, p) for p, u, m in seeds}
+    with pytest.raises(ValueError):
+        tr.model_seed(0, "nearest", "M1", 1000)
+    a0, a0_again, a1 = (tr.GanTask(cfg, "nearest", "M1", data, pair_seed=p) for p in (0, 0, 1))
+    assert _same(a0.gen, a0_again.gen) and _same(a0.disc, a0_again.disc)
+    assert not _same(a0.gen, a1.gen) and not _same(a0.disc, a1.disc)
+    assert a0.settings()["seed"] != a1.settings()["seed"]
+
+
+def test_pair_members_differ_only_by_seed_and_are_cached(tmp_path):
+    cfg = _tiny_cfg(**{"lastblock.pair_seeds": 1})
     store = ArtefactStore(tmp_path / "cache")
     pairs, infos = tr.trained_pairs(cfg, store)
     assert set(pairs) == set(lb.UPSAMPLINGS) and len(infos) == 4
@@ -135,6 +187,74 @@ def test_pair_members_differ_only_by_seed_and_are_cached(tmp_path):
     again, _ = tr.trained_pairs(cfg, store)
     assert _same(again["nearest"][0], m1)
     assert len([p for p in store.root.iterdir() if not p.name.startswith(".")]) == 1
+
+    # a second pair seed: a new artefact with fresh models; the first pair seed's is reused
+    by_seed, infos = tr.all_pairs(_tiny_cfg(**{"lastblock.pair_seeds": 2}), store)
+    assert list(by_seed) == [0, 1] and [i["pair_seed"] for i in infos] == [0] * 4 + [1] * 4
+    assert _same(by_seed[0]["nearest"][0], m1) and not _same(by_seed[1]["nearest"][0], m1)
+    assert len([p for p in store.root.iterdir() if not p.name.startswith(".")]) == 2
+
+
+def _fake_result(flip, control, test1):
+    """A `run_pair` result with the given flip rates (k -> rate), control and Test I accuracy,
+    both directions equal (CM1 gives `flip` to M2, CM2 gives `flip` to M1)."""
+    share = {"M1": 1 - test1, "M2": test1, "CM1 first": control, "CM2 first": 1 - control}
+    for k, f in flip.items():
+        share[f"CM1 k={k}"], share[f"CM2 k={k}"] = f, 1 - f
+    return {"share_m2": share, "test1_accuracy": test1, "test1_per_model": {"M1": test1, "M2": test1},
+            "flip_rate": dict(flip), "control_flip_rate": control, "n_blocks": 4}
+
+
+def _fake_by_seed():
+    return {p: {"nearest": _fake_result({1: 0.2 + 0.2 * p, 2: 0.9}, 0.1 * p, 1.0 - 0.01 * p),
+                "bilinear": _fake_result({1: 0.5, 2: 0.6 + 0.1 * p}, 0.0, 0.9)}
+            for p in range(3)}
+
+
+def test_mean_sd():
+    assert ev.mean_sd([0.2, 0.4, 0.6]) == pytest.approx((0.4, 0.2))
+    mean, sd = ev.mean_sd([0.7])
+    assert mean == 0.7 and np.isnan(sd), "one pair seed: the sd is unknown, not 0"
+    with pytest.raises(ValueError):
+        ev.mean_sd([])
+
+
+def test_aggregation_over_pair_seeds():
+    by_seed = _fake_by_seed()
+    per_seed = ev.seed_table(by_seed)
+    assert len(per_seed) == 6 and per_seed.loc[(2, "nearest"), "flip_k1"] == pytest.approx(0.6)
+    assert per_seed.loc[(1, "bilinear"), "CM2_to_donor_k2"] == pytest.approx(0.7)
+
+    summary = ev.summary_table(by_seed)
+    row = summary.loc[("nearest", "flip, last 1")]
+    assert row["mean"] == pytest.approx(0.4) and row["sd"] == pytest.approx(0.2) and row["n_pair_seeds"] == 3
+    assert row["paper"] == ev.PAPER_FLIP["nearest"][1]
+    assert summary.loc[("nearest", "flip, last 2"), "sd"] == pytest.approx(0.0)
+    assert summary.loc[("nearest", "flip, first block (control)"), "mean"] == pytest.approx(0.1)
+    assert summary.loc[("bilinear", "flip, last 2"), ["mean", "sd"]].tolist() == pytest.approx([0.7, 0.1])
+    assert summary.loc[("nearest", "Test I accuracy"), ["mean", "sd"]].tolist() == pytest.approx([0.99, 0.01])
+
+    m = ev.metrics(by_seed)
+    assert m["pair_seeds"] == 3
+    assert m["flip_rate"]["nearest"]["1"]["mean"] == pytest.approx(0.4)
+    assert m["flip_rate"]["nearest"]["1"]["sd"] == pytest.approx(0.2)
+    assert m["flip_rate"]["nearest"]["1"]["per_seed"] == pytest.approx([0.2, 0.4, 0.6])
+    assert m["control_flip_rate"]["nearest"]["mean"] == pytest.approx(0.1)
+    assert m["test1_accuracy"]["bilinear"] == {"mean": pytest.approx(0.9), "sd": pytest.approx(0.0),
+                                               "per_seed": pytest.approx([0.9] * 3)}
+    assert ev.test1_table(by_seed).loc[("nearest", "M2"), "test1_accuracy"] == pytest.approx(0.99)
+    assert ev.mean_shares(by_seed)["nearest"]["share_m2"]["CM1 k=1"] == pytest.approx(0.4)
+
+    single = ev.metrics({0: by_seed[0]})
+    assert single["pair_seeds"] == 1 and np.isnan(single["flip_rate"]["nearest"]["2"]["sd"])
+
+
+def test_figures_draw_from_pair_seeds():
+    by_seed = _fake_by_seed()
+    for fig in (ev.flip_figure(by_seed), ev.confusion_figure(ev.mean_shares(by_seed), k=2),
+                ev.flip_figure({0: by_seed[0]})):
+        assert fig.axes
+        ev.plt.close(fig)
 
 
 def test_classifier_tells_two_known_spectra_apart_and_not_noise():

@@ -1,28 +1,37 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from zsattr.attribution.methods import SpectrumCorrelation
+from zsattr.core import config
 from zsattr.experiments import zero_shot
+from zsattr.fingerprint.chain import input_chain
 
 
 def test_headline_is_ours_minus_the_best_baseline_in_points():
     summary = pd.DataFrame({"method": ["ours (linear)", "ours (resnet) #0", "ours (resnet) #1", "spectrum_correlation",
-                                       "closed_set #0", "closed_set #1", "random_init #0", "ours [w/o U, 5 steps] #0"],
+                                       "closed_set #0", "closed_set #1", "random_init #0",
+                                       "ours (resnet) [w/o U, 5 steps] #0"],
                             "held_out_top1": [0.80, 0.60, 0.70, 0.70, 0.70, 0.80, 0.30, 0.99],
-                            "accuracy_calibrated": [0.90, 0.5, 0.5, 0.92, 0.60, 0.60, 0.50, 0.99]})
+                            "unseen_accuracy_calibrated": [0.90, 0.5, 0.5, 0.92, 0.60, 0.60, 0.50, 0.99]})
     head = zero_shot.headline(summary, ours="ours (linear)")
     assert head["headline_gap_identification_points"] == pytest.approx(5.0)  # closed set: mean of 0.7, 0.8
     assert head["best_baseline_identification"] == "closed_set"
     assert head["headline_gap_verification_points"] == pytest.approx(-2.0)
     assert head["best_baseline_verification"] == "spectrum_correlation"  # ablations of ours never count
+    assert head["identification_best_baseline"] == pytest.approx(0.75)
+    assert head["identification_best_baseline_sd"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
     resnet = zero_shot.headline(summary, ours="ours (resnet)")
     assert resnet["headline_gap_identification_points"] == pytest.approx(-10.0)
+    assert resnet["identification_ours"] == pytest.approx(0.65)
 
 
 def test_by_family_gives_mean_and_sd_over_training_seeds():
     summary = pd.DataFrame({"method": ["a #0", "a #1", "a #2", "b"], "held_out_top1": [0.5, 0.7, 0.9, 0.4],
                             "top1_mean": [1, 1, 1, 1], "accuracy_calibrated": [0, 0, 0, 0], "roc_auc": [0, 0, 0, 0]})
-    fam = zero_shot.by_family(summary).set_index("family")
+    fam = zero_shot.by_family(summary, ("held_out_top1", "top1_mean", "accuracy_calibrated", "roc_auc")).set_index("family")
     assert fam.loc["a", "held_out_top1"] == pytest.approx(0.7)
     assert fam.loc["a", "held_out_top1_sd"] == pytest.approx(0.2)
     assert fam.loc["a", "runs"] == 3 and fam.loc["b", "runs"] == 1 and pd.isna(fam.loc["b", "held_out_top1_sd"])
@@ -36,3 +45,98 @@ def test_subset_table_averages_over_models_then_over_training_runs():
     assert table.loc["a and b", "m"] == pytest.approx(0.25)  # runs: 0.5 and 0.0
     assert table.loc["a and b", "m sd"] == pytest.approx(np.std([0.5, 0.0], ddof=1))
     assert table.loc["a and b", "s"] == 1.0 and np.isnan(table.loc["a and b", "s sd"])
+
+
+ZOO = ["dcgan_tconv", "vae", "ddpm", "glow"]  # dcgan_tconv and vae: real training; ddpm, glow: unseen
+
+
+def _write_models(root, names, n_images, size, seed):
+    """One sub-folder per model; each model's images share a model-specific periodic pattern (its
+    'fingerprint') on top of random content, saved as 8-bit PNGs."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for m, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        pattern = 0.15 * np.sin(2 * np.pi * ((m + 2) * xx + (2 * m + 1) * yy) / size)
+        for i in range(n_images):
+            image = np.clip(0.5 + 0.2 * rng.normal(size=(size, size, 3)) + pattern[..., None], 0, 1)
+            Image.fromarray((255 * image).round().astype(np.uint8)).save(root / name / f"{i:03d}.png")
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    zoo = tmp_path / "zoo"
+    _write_models(zoo, ZOO, 24, 32, seed=0)
+    mine = tmp_path / "my_generators"
+    _write_models(mine, ["model_a", "model_b", "model_c"], 16, 40, seed=1)
+    monkeypatch.setattr(zero_shot, "build_zoo", lambda cfg, store=None: zoo)
+    cfg = config.resolve("smoke", **{"zoo.models": ZOO, "evaluation.pairs": 300})
+    return cfg, zoo, mine, tmp_path / "out"
+
+
+def test_evaluation_set_writes_the_protocol_before_results_and_takes_a_users_folder(folders):
+    cfg, zoo, mine, out = folders
+    evalset = zero_shot.evaluation_set(cfg, images=mine, out_dir=out)
+    assert evalset.names == ZOO + ["model_a", "model_b", "model_c"]
+    assert {evalset.groups[m] for m in ("model_a", "model_b", "model_c")} == {zero_shot.USER}
+    assert evalset.unseen == ["ddpm", "glow", "model_a", "model_b", "model_c"]
+    assert evalset.images.shape[1:] == (3, 32, 32)  # the user's 40 px images are centre-cropped
+    written = json.loads(evalset.split_path.read_text())
+    assert evalset.split_path.parent == out and (out / zero_shot.PAIRS_FILE).exists()
+    assert written["protocol"]["unseen_models"] == evalset.unseen
+    assert written["protocol"]["populations"]["user folder"] == ["model_a", "model_b", "model_c"]
+    assert set(written["protocol"]["open_set_unknown_models"]) <= set(evalset.unseen)
+    # the headline's pairs: both images from unseen models, a strict subset of all pairs
+    unseen_labels = [evalset.names.index(m) for m in evalset.unseen]
+    restricted = evalset.unseen_pairs()
+    assert np.isin(evalset.labels[restricted.test[:, :2]], unseen_labels).all()
+    assert 0 < len(restricted.test) < len(evalset.pairs.test)
+    alone = zero_shot.evaluation_set(cfg, images=mine, with_zoo=False, out_dir=out)
+    assert alone.names == ["model_a", "model_b", "model_c"] and alone.unseen == alone.names
+    assert zero_shot.folder_reports("smoke", mine).name == "my_generators"
+
+
+def test_a_users_model_named_like_a_zoo_model_is_refused(folders):
+    cfg, zoo, mine, out = folders
+    (mine / "model_a").rename(mine / "ddpm")
+    with pytest.raises(ValueError, match="names of zoo models"):
+        zero_shot.evaluation_set(cfg, images=mine, out_dir=out)
+
+
+def test_evaluate_reports_the_headline_columns_on_unseen_models_only(folders):
+    cfg, zoo, mine, out = folders
+    evalset = zero_shot.evaluation_set(cfg, images=mine, out_dir=out)
+    chain = input_chain(cfg)
+    results = zero_shot.evaluate({"spectrum_correlation": SpectrumCorrelation(chain)}, evalset, cfg)
+    row = results.summary.set_index("method").loc["spectrum_correlation"]
+    per_model = results.per_model.set_index("model")["spectrum_correlation"]
+    assert row["held_out_top1"] == pytest.approx(per_model.loc[evalset.unseen].mean())
+    assert row["held_out_top1"] != pytest.approx(per_model.mean())  # the seen models are left out
+    assert row["unseen_n_test_pairs"] == len(evalset.unseen_pairs().test) < row["n_test_pairs"]
+    assert 0 <= row["held_out_top1_k1"] <= 1 and row["held_out_top1_draw_sd"] >= 0
+    assert set(results.open_set["unknown_models"].iloc[0].split(", ")) <= set(evalset.unseen)
+
+
+@pytest.mark.slow
+def test_notebook_05_evaluates_a_folder_written_by_the_test(tmp_path, data_dir, monkeypatch):
+    """The whole notebook at `smoke` on a user's folder (no zoo models evaluated), from an empty
+    cache, its outputs under a scratch project root: the user models are the headline's population."""
+    from zsattr.core.paths import notebooks_dir
+    from zsattr.report import chain as reproduce
+    notebooks = notebooks_dir()
+    monkeypatch.setenv("ZSATTR_ROOT", str(tmp_path / "root"))  # reports/ of this run, inherited by the kernel
+    mine = tmp_path / "my_generators"
+    _write_models(mine, ["model_a", "model_b", "model_c", "model_d"], 12, 40, seed=2)
+    out = zero_shot.folder_reports("smoke", mine)
+    assert out.is_relative_to(tmp_path / "root")
+    [result] = reproduce.run_chain("smoke", only=["05"], folder=notebooks, out_dir=out,
+                                   parameters={"images": str(mine), "with_zoo": False})
+    assert result.status == "ok", result.error
+    report = json.loads((out / "05_zero_shot.json").read_text())
+    assert report["metrics"]["protocol"]["unseen_groups"] == list(zero_shot.HELD_OUT)
+    split = json.loads((out / zero_shot.SPLIT_FILE).read_text())
+    assert split["protocol"]["unseen_models"] == ["model_a", "model_b", "model_c", "model_d"]
+    assert split["protocol"]["user_folder"] == str(mine.resolve())
+    assert set(report["metrics"]["identification"]) >= {"ours (linear)", "spectrum_correlation"}
+    assert (out / "figures" / "05_headline.md").exists()

@@ -111,3 +111,28 @@ def test_a_file_of_another_format_is_refused(tmp_path):
     (fitted.path / "linear.json").write_text(meta)
     with pytest.raises(ValueError, match="format 99"):
         linear.load_linear(fitted.path, HIGHPASS)
+
+
+def test_training_seeds_redraw_the_fit_and_a_space_fits_on_its_slice(tmp_path):
+    store = ArtefactStore(tmp_path)
+    cfg = _tiny()
+    first = linear.fit_linear_extractor(cfg, store, training_seed=0)
+    second = linear.fit_linear_extractor(cfg, store, training_seed=1)
+    assert second.built_now and second.path != first.path
+    assert second.summary["training_seed"] == 1 and first.summary["space"] == "full"
+    images = torch.rand(6, 3, 16, 16)
+    # another seed draws other crops and another validation split: another projection
+    if first.summary["components"] == second.summary["components"]:
+        assert not np.allclose(first.ours.projection.mean, second.ours.projection.mean)
+    # the same seed rebuilt from scratch gives the same extractor
+    rebuilt = linear.fit_linear_extractor(cfg, ArtefactStore(tmp_path / "other"), training_seed=1)
+    assert np.array_equal(rebuilt.ours.features(images), second.ours.features(images))
+    ablated = linear.fit_linear_extractor(cfg, store, space="w/o seed")
+    assert ablated.summary["space"] == "w/o seed"
+    assert ablated.summary["train_models"] < first.summary["train_models"]
+    assert ablated.summary["shrinkage"] == first.summary["shrinkage"]  # the full fit's settings, same seed
+    assert ablated.summary["components"] <= first.summary["components"] and ablated.selection.empty
+    tiny = linear.fit_linear_extractor(cfg, store, space="w/o U")  # too small for a validation split
+    assert tiny.built_now and tiny.summary["train_models"] < first.summary["train_models"]
+    with pytest.raises(ValueError, match="unknown model space"):
+        linear.fit_linear_extractor(cfg, store, space="bogus")

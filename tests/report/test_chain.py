@@ -54,3 +54,21 @@ def test_chain_stops_at_first_failure_and_keeps_the_partial_notebook(chain, tmp_
 
     reproduce.run_chain("cpu", only=["00"], folder=chain, out_dir=out)  # a rerun keeps other entries
     assert set(json.loads((out / "timings.json").read_text())["notebooks"]) == {"00_first", "01_broken"}
+
+
+@pytest.mark.slow
+def test_executed_notebooks_keep_their_figures_and_take_parameters(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as the Makefile sets it: the chain must still show figures
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "00_plot.ipynb", "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
+                                      "ax.plot([0, 1], [1, 0])\nprint('folder', folder)")
+    nb = nbformat.read(nbs / "00_plot.ipynb", as_version=4)
+    nb.cells[0].source += '\nfolder = ""'
+    nbformat.write(nb, nbs / "00_plot.ipynb")
+    out = tmp_path / "reports"
+    [result] = reproduce.run_chain("smoke", folder=nbs, out_dir=out, parameters={"folder": "/my/images"})
+    assert result.status == "ok", result.error
+    outputs = nbformat.read(out / "00_plot.ipynb", as_version=4).cells[-1].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert "folder /my/images" in json.dumps(outputs)

@@ -75,6 +75,12 @@ class Identification:
     macro_f1: np.ndarray  # (draws,)
     per_model: pd.DataFrame  # index model: top1 (mean over draws), top1_std, queries (per draw)
     confusion: np.ndarray  # (models, models) counts summed over draws; rows true, columns predicted
+    per_model_draws: np.ndarray | None = None  # (draws, models) top-1 of each model in each draw
+
+    def subset_top1(self, models: Sequence[str]) -> np.ndarray:
+        """(draws,) mean top-1 over `models` in each draw: a subset's value and its spread over draws."""
+        columns = [self.names.index(m) for m in models]
+        return self.per_model_draws[:, columns].mean(axis=1)
 
     def summary(self) -> dict[str, float]:
         out = {"k": self.k, "draws": len(self.top1)}
@@ -124,7 +130,7 @@ def identification(features: np.ndarray, labels: np.ndarray, k: int = 10, draws:
     table = pd.DataFrame({"top1": per_model.mean(axis=0), "top1_std": per_model.std(axis=0),
                           "queries": [int(np.sum(labels == c)) - k for c in classes]},
                          index=pd.Index(model_names, name="model"))
-    return Identification(model_names, k, top1, top3, f1, table, confusion)
+    return Identification(model_names, k, top1, top3, f1, table, confusion, per_model)
 
 
 def kshot_sweep(features: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (1, 2, 5, 10, 20),
@@ -209,6 +215,22 @@ def make_pairs(labels: np.ndarray, n_pairs: int, seed: int = 0, calibration_frac
         parts[part] = np.column_stack([index[local[:, 0]], index[local[:, 1]], local[:, 2]])
     return Pairs(parts["test"], parts["calibration"], labels, seed,
                  {"n_pairs": n_pairs, "calibration_fraction": calibration_fraction})
+
+
+def restrict_pairs(pairs: Pairs, keep: np.ndarray) -> Pairs:
+    """The pairs whose two images are both in `keep` (a boolean mask over the images), e.g. the
+    images of the unseen models only: a sub-population scored on the very same persisted pairs."""
+    keep = np.asarray(keep, dtype=bool)
+    if len(keep) != len(pairs.labels):
+        raise ValueError(f"mask over {len(keep)} images for pairs over {len(pairs.labels)}")
+
+    def inside(p: np.ndarray) -> np.ndarray:
+        return p[keep[p[:, 0]] & keep[p[:, 1]]]
+    test, calibration = inside(pairs.test), inside(pairs.calibration)
+    for name, part in (("test", test), ("calibration", calibration)):
+        if not (part[:, 2] == 1).any() or not (part[:, 2] == 0).any():
+            raise ValueError(f"the kept images leave no same-model or no different-model {name} pair")
+    return Pairs(test, calibration, pairs.labels, pairs.seed, {**pairs.meta, "restricted_to_images": int(keep.sum())})
 
 
 def pair_scores(features: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ REAL_TRAINING = ("dcgan_tconv", "dcgan_nearest", "lsgan_tconv", "sngan_resnet", 
 SAME_FAMILIES = ("GAN", "VAE")  # the families of the real-training group
 GROUPS = ("real_training", "unseen_same_family", "unseen_family")
 BASELINE_TRAIN, EVAL = "baseline_train", "eval"
-SPLIT_FORMAT = 1
+SPLIT_FORMAT = 2  # 2: the evaluation protocol is written beside the split
 
 
 def zoo_split(model_names: Sequence[str], real_training: Sequence[str] = REAL_TRAINING) -> dict[str, str]:
@@ -96,10 +96,11 @@ def image_split(files_by_model: Mapping[str, Sequence[str]], split: Mapping[str,
 
 
 def write_split(path: str | Path, groups: Mapping[str, str],
-                images: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
-    """Persist the model groups and the per-image split (atomic JSON), so every method and
-    notebook reads the very same split."""
-    atomic.write_json(path, {"format": SPLIT_FORMAT, "groups": dict(groups),
+                images: Mapping[str, Mapping[str, Sequence[str]]], protocol: Mapping | None = None) -> None:
+    """Persist the model groups, the per-image split and the evaluation protocol (headline and
+    side views, fixed before any result exists) as atomic JSON, so every method and notebook
+    reads the very same split and a reader can check the headline was not chosen afterwards."""
+    atomic.write_json(path, {"format": SPLIT_FORMAT, "protocol": dict(protocol or {}), "groups": dict(groups),
                              "images": {part: {m: list(f) for m, f in files.items()}
                                         for part, files in images.items()}})
 

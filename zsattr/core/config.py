@@ -193,6 +193,15 @@ class ZooConfig(Section):
     checkpoint_every: int = setting(50, ge=1)  # steps between atomic training checkpoints
     # image-to-image tier: PSNR (dB) each model's holdout outputs must reach; none = reported only
     psnr_bar: float | None = setting(None, ge=0.0, keyed=False)
+    # unconditional tier: sliced Wasserstein distance (16x16, `zoo.samples`) of samples to real crops that
+    # each model must reach (and beat its untrained value); none = reported only
+    swd_bar: float | None = setting(None, ge=0.0, keyed=False)
+    # unconditional tier: Frechet distance in a fixed random network's features (`zoo.samples`) of samples to
+    # real crops that each model must reach (and beat its untrained value); none = reported only
+    fd_bar: float | None = setting(None, ge=0.0, keyed=False)
+    # unconditional tier: sample diversity relative to real crops (1 = as varied, 0 = collapsed) each
+    # model must reach; none = reported only
+    diversity_bar: float | None = setting(None, ge=0.0, keyed=False)
 
     def check(self) -> None:
         if not self.models:
@@ -218,10 +227,13 @@ class LastBlockConfig(Section):
     NAME = "lastblock"
     width: int = setting(64, ge=16)  # channels of the 4x4 block; halved per up-block, never below 16
     z_dim: int = setting(64, ge=1)  # latent size of the ProGAN-like generators
-    steps: int = setting(150, ge=1)  # training steps per GAN (4 GANs: 2 pairs x 2 seeds)
+    steps: int = setting(150, ge=1)  # training steps per GAN (4 GANs per pair seed: 2 pairs x 2 seeds)
     batch: int = setting(32, ge=1)  # training batch (real crops and fakes)
     lr: float = setting(2e-4, gt=0.0)  # Adam learning rate of generator and discriminator
+    ema: float = setting(0.99, ge=0.0, lt=1.0)  # decay of the generator weights' moving average (0 = off)
     n_crops: int = setting(512, ge=1)  # real training crops drawn once from the train split
+    # independent repeats of the experiment (fresh seeds for all four GANs); one cached artefact each
+    pair_seeds: int = setting(2, ge=1, le=1000, keyed=False)
     checkpoint_every: int = setting(100, ge=1)  # steps between atomic training checkpoints
     n_train_images: int = setting(256, ge=2, keyed=False)  # images per model to train the spectrum classifier
     n_test_images: int = setting(128, ge=1, keyed=False)  # held-out images per model and per composed model
@@ -427,15 +439,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dncnn.depth": 6, "dncnn.width": 24, "dncnn.steps": 150,
         "zoo.models": FULL_ZOO, "zoo.steps": 200, "zoo.width": 16, "zoo.train_crops": 4096,
         "zoo.n_samples": 128, "zoo.checkpoint_every": 100, "zoo.psnr_bar": 25.0,
+        "zoo.swd_bar": 0.2, "zoo.fd_bar": 0.3, "zoo.diversity_bar": 0.5,
         "ffd.images": 24, "ffd.bootstrap": 200, "ffd.fewer_steps": (8, 16),
-        "lastblock.steps": 400, "lastblock.n_crops": 4096, "lastblock.n_train_images": 1024,
-        "lastblock.n_test_images": 512,
+        "lastblock.steps": 400, "lastblock.batch": 16, "lastblock.pair_seeds": 3, "lastblock.n_crops": 4096,
+        "lastblock.n_train_images": 512, "lastblock.n_test_images": 256,
         # ResNet-18 (the default backbone) on raw |DFT|: the best of five backbones/inputs on held-out
         # synthetic models at equal wall time (README); the linear extractor reads the log spectrum
         "fingerprint.spectrum": "raw", "extractor.steps": 500, "extractor.checkpoint_every": 100,
         "extractor.crop_pool": 4096, "extractor.heldout_codes": 0.1, "extractor.heldout_seeds": 0.1,
         "extractor.heldout_images": 32, "extractor.eval_k": 10, "extractor.training_seeds": 3,
-        "extractor.comparison_seconds": 40.0,
+        "extractor.comparison_seconds": 30.0,
         "linear.crop_pool": 4096, "linear.images_per_model": 16, "linear.components": (64, 128, 256, 512),
         "linear.shrinkages": (0.001, 0.01, 0.1, 0.3), "linear.validation_codes": 0.1, "linear.validation_seeds": 0.1,
         "linear.validation_images": 16, "linear.validation_k": 8,
@@ -453,9 +466,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dncnn.depth": 17, "dncnn.width": 64, "dncnn.steps": 20000, "dncnn.batch": 64, "dncnn.crop": 64,
         "zoo.models": FULL_ZOO, "zoo.steps": 20000, "zoo.batch_size": 64, "zoo.width": 64,
         "zoo.train_crops": 50000, "zoo.n_samples": 1000, "zoo.ddim_steps": 50, "zoo.checkpoint_every": 500,
-        "zoo.psnr_bar": 25.0,
+        "zoo.psnr_bar": 25.0, "zoo.swd_bar": 0.2, "zoo.fd_bar": 0.3, "zoo.diversity_bar": 0.5,
         "ffd.images": 100, "ffd.bootstrap": 1000, "ffd.fewer_steps": (200, 1000),
         "lastblock.width": 256, "lastblock.z_dim": 128, "lastblock.steps": 20000, "lastblock.batch": 64,
+        "lastblock.ema": 0.999, "lastblock.pair_seeds": 3,
         "lastblock.n_crops": 50000, "lastblock.checkpoint_every": 1000, "lastblock.n_train_images": 5000,
         "lastblock.n_test_images": 2000,
         "extractor.backbone": "resnet50", "extractor.steps": 40000, "extractor.p": 50, "extractor.lr": 1e-4,

@@ -14,6 +14,10 @@ second "ours": the same synthetic-only supervision as the ResNet, with no deep n
   (an inner held-out split of the training models: unseen seeds and unseen architectures),
   never on the held-out models notebook 04 reports or on the zoo; then refitted on all
   training models.
+- Training seeds: `fit_linear_extractor(cfg, training_seed=s)` redraws everything random in a
+  fit (the crops the models fingerprint, which crops each model gets, the inner validation
+  split, the randomised PCA) from `stage.run_seed(cfg, s)`, as the ResNet's training seeds do,
+  so tables state a spread over fits. `space` fits on an ablation slice of the model space.
 - Saved without pickle: arrays in `projection.npz` (loaded with allow_pickle=False) and the
   metadata in `linear.json`.
 """
@@ -38,9 +42,9 @@ from ..fingerprint.chain import INPUT_CHAIN, LOG_EPS, InputChain, input_chain
 from ..images.photos import PHOTO_POOL, PhotoPool, to_tensor
 from ..synthesis.bank import BANK, Bank, load_bank
 from .data import holdout_split
-from .stage import split_of
+from .stage import run_seed, space_indices, split_of
 
-LINEAR_EXTRACTOR = Stage("linear_extractor", 1, section="linear", settings=("seed", "image_size"),
+LINEAR_EXTRACTOR = Stage("linear_extractor", 2, section="linear", settings=("seed", "image_size"),
                          reads=(BANK, INPUT_CHAIN, PHOTO_POOL))
 FORMAT = 1  # of projection.npz + linear.json
 
@@ -210,24 +214,43 @@ class FittedLinear:
     built_now: bool
 
 
-def _fit_stage(cfg: Config, bank: Bank, train_indices: Sequence[int], chain: InputChain) -> tuple[dict, dict, list]:
-    """Validation split inside the training models, selection, refit on all training models."""
-    lin = cfg.linear
+def _training_features(cfg: Config, bank: Bank, train_indices: Sequence[int], chain: InputChain,
+                       seed: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """The crop pool, and every training model's `linear.images_per_model` spectra with labels."""
     pool = PhotoPool.from_config(cfg)
-    crops = to_tensor(pool.sample_crops(lin.crop_pool, cfg.image_size, "train", rng=[cfg.seed, 12]))
+    crops = to_tensor(pool.sample_crops(cfg.linear.crop_pool, cfg.image_size, "train", rng=[seed, 12]))
+    images, labels = model_images(bank, list(train_indices), crops, cfg.linear.images_per_model, seed)
+    return crops, spectrum_features(chain, images), labels
+
+
+def _fit_fixed(cfg: Config, bank: Bank, train_indices: Sequence[int], chain: InputChain, seed: int,
+               settings: dict) -> tuple[dict, dict, list]:
+    """A fit with given settings (an ablation: only the training models change)."""
+    _, x, labels = _training_features(cfg, bank, train_indices, chain, seed)
+    ours = fit_projection(x, labels, settings["components"], settings["shrinkage"], seed)
+    meta = {"format": FORMAT, "components": ours.pca.shape[1], "shrinkage": settings["shrinkage"],
+            "settings_from": "the full space's fit of the same training seed", "input_dim": int(x.shape[1]),
+            "output_dim": ours.dim, "train_models": len(train_indices), "train_images": int(len(x)),
+            "image_size": cfg.image_size}
+    return {"mean": ours.mean, "pca": ours.pca, "lda": ours.lda}, meta, []
+
+
+def _fit_stage(cfg: Config, bank: Bank, train_indices: Sequence[int], chain: InputChain,
+               seed: int) -> tuple[dict, dict, list]:
+    """Validation split inside the training models, selection, refit on all training models;
+    every random draw comes from `seed` (one fit's training seed, `stage.run_seed`)."""
+    lin = cfg.linear
     entries = [bank.entries[i] for i in train_indices]
-    inner = holdout_split(entries, lin.validation_codes, lin.validation_seeds, cfg.seed + 1)
+    inner = holdout_split(entries, lin.validation_codes, lin.validation_seeds, seed + 1)
     # every training model's images once; the selection fits on the inner-train models' rows
-    images, labels = model_images(bank, list(train_indices), crops, lin.images_per_model, cfg.seed)
-    x = spectrum_features(chain, images)
-    del images
+    crops, x, labels = _training_features(cfg, bank, train_indices, chain, seed)
     fit_rows = np.isin(labels, inner.train)
     val_feats, val_labels, val_group = [], [], []
     for group, positions in inner.groups().items():
         if len(positions) < 2:
             continue
         v_images, v_labels = model_images(bank, [train_indices[j] for j in positions], crops,
-                                          lin.validation_images, cfg.seed + 2, same_crops=True)
+                                          lin.validation_images, seed + 2, same_crops=True)
         val_feats.append(spectrum_features(chain, v_images))
         val_labels.append(v_labels + sum(len(np.unique(v)) for v in val_labels))
         val_group += [group] * len(v_labels)
@@ -237,9 +260,9 @@ def _fit_stage(cfg: Config, bank: Bank, train_indices: Sequence[int], chain: Inp
     val_group = np.asarray(val_group)
     masks = {g: val_group == g for g in dict.fromkeys(val_group)}
     chosen, table = select(x[fit_rows], labels[fit_rows], np.concatenate(val_feats), np.concatenate(val_labels),
-                           masks, lin.components, lin.shrinkages, lin.validation_k, cfg.seed)
+                           masks, lin.components, lin.shrinkages, lin.validation_k, seed)
     # refit on every training model, validation ones included
-    ours = fit_projection(x, labels, chosen["components"], chosen["shrinkage"], cfg.seed)
+    ours = fit_projection(x, labels, chosen["components"], chosen["shrinkage"], seed)
     arrays = {"mean": ours.mean, "pca": ours.pca, "lda": ours.lda}
     meta = {"format": FORMAT, **chosen, "input_dim": int(x.shape[1]), "output_dim": ours.dim,
             "train_models": len(train_indices), "train_images": int(len(x)), "image_size": cfg.image_size,
@@ -247,23 +270,35 @@ def _fit_stage(cfg: Config, bank: Bank, train_indices: Sequence[int], chain: Inp
     return arrays, meta, table.to_dict(orient="records")
 
 
-def fit_linear_extractor(cfg: Config, store: ArtefactStore | None = None) -> FittedLinear:
-    """Get-or-build the linear extractor on the bank's training models (notebook 04's split)."""
+def fit_linear_extractor(cfg: Config, store: ArtefactStore | None = None, space: str = "full",
+                         training_seed: int = 0) -> FittedLinear:
+    """Get-or-build the linear extractor on the bank's training models of `space` (notebook 04's
+    split; "full" or an ablation slice, as the ResNet's), fitted from `training_seed`. The full
+    space chooses its settings on validation models; an ablation reuses the settings of the full
+    fit of the same training seed, so only its training models differ (a reduced space may also be
+    too small to carve validation models from)."""
     store = store or ArtefactStore()
     bank = load_bank(cfg, store)
     split = split_of(cfg, bank)
+    indices = space_indices(bank, split, space)
+    seed = run_seed(cfg, training_seed)
     chain = input_chain(cfg, store)
+    settings = None
+    if space != "full":
+        full = fit_linear_extractor(cfg, store, "full", training_seed).summary
+        settings = {"components": full["components"], "shrinkage": full["shrinkage"]}
 
     def build(out_dir: Path, work_dir: Path) -> None:
         t0 = time.perf_counter()
-        arrays, meta, selection = _fit_stage(cfg, bank, split.train, chain)
-        meta["fit_seconds"] = round(time.perf_counter() - t0, 2)
+        arrays, meta, selection = (_fit_stage(cfg, bank, indices, chain, seed) if settings is None
+                                   else _fit_fixed(cfg, bank, indices, chain, seed, settings))
+        meta.update(space=space, training_seed=training_seed, fit_seconds=round(time.perf_counter() - t0, 2))
         with atomic.atomic_path(out_dir / "projection.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
         atomic.write_json(out_dir / "linear.json", {**meta, "selection": selection})
 
-    art = store.get_or_build(cfg, LINEAR_EXTRACTOR, build)
+    art = store.get_or_build(cfg, LINEAR_EXTRACTOR, build, {"space": space, "training_seed": training_seed})
     return load_linear(art.path, chain, art.built_now)
 
 
@@ -274,7 +309,7 @@ def load_linear(path: Path, chain: InputChain, built_now: bool = False) -> Fitte
     with np.load(path / "projection.npz", allow_pickle=False) as f:
         mean, pca, lda = f["mean"], f["pca"], f["lda"]
     ours = LinearProjection(mean, pca, lda, meta["shrinkage"])
-    selection = pd.DataFrame(meta.pop("selection"))
+    selection = pd.DataFrame(meta.pop("selection"))  # empty for an ablation (settings of the full fit)
     return FittedLinear(LinearExtractor("ours (linear)", ours, chain),
                         LinearExtractor("pca only", ours.truncated(pca.shape[1]), chain),
                         selection, meta, path, built_now)

@@ -2,6 +2,10 @@
 
 Stops at the first failure, keeping the partially executed notebook (papermill saves it with
 the failing cell marked), and writes reports/<preset>/timings.json after every notebook.
+
+The kernels draw with matplotlib's inline backend whatever MPLBACKEND the caller set (the
+Makefile sets Agg for the tests): the executed notebooks keep their figures, so a reader can
+follow the argument in reports/<preset>/*.ipynb without running anything.
 """
 
 from __future__ import annotations
@@ -52,13 +56,19 @@ def select(paths: list[Path], only: list[str] | None = None, start: str | None =
     return [p for p in chosen if not start or numbers[p] >= start]
 
 
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 def run_chain(preset: str, only: list[str] | None = None, start: str | None = None,
               folder: Path | None = None, out_dir: Path | None = None,
-              kernel_name: str = "python3", on_result=None) -> list[NotebookResult]:
+              kernel_name: str = "python3", on_result=None,
+              parameters: dict | None = None) -> list[NotebookResult]:
+    """Execute the chosen notebooks in order with `scale=preset` (plus `parameters`, which
+    every notebook run must declare) into `out_dir` (default reports/<preset>/)."""
     notebooks = select(discover(folder), only, start)
     out_dir = out_dir or reports_dir(preset)
     out_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MPLBACKEND", "Agg")  # inherited by the kernels
+    os.environ["MPLBACKEND"] = INLINE_BACKEND  # inherited by the kernels: figures stay in the notebooks
     timings_path = out_dir / "timings.json"
     results: list[NotebookResult] = []
     for nb in notebooks:
@@ -66,7 +76,7 @@ def run_chain(preset: str, only: list[str] | None = None, start: str | None = No
         started = time.perf_counter()
         status, error = "ok", ""
         try:
-            papermill.execute_notebook(str(nb), str(output), parameters={"scale": preset},
+            papermill.execute_notebook(str(nb), str(output), parameters={"scale": preset, **(parameters or {})},
                                        kernel_name=kernel_name, cwd=str(nb.parent),
                                        progress_bar=False, report_mode=False)
         except Exception as exc:  # papermill's own error, a dead kernel, a bad parameter...

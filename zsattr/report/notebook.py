@@ -52,11 +52,17 @@ def markdown_table(df, floatfmt: str = ".3f") -> str:
 
 
 class NotebookRun:
-    def __init__(self, notebook: str, cfg: Config):
+    """One notebook's outputs: figures and tables into the preset's figures folder, the report
+    into reports/<preset>/; with `out_dir` (an evaluation of a user's folder) both go there
+    instead, so such a run never overwrites the committed results."""
+
+    def __init__(self, notebook: str, cfg: Config, out_dir: Path | None = None):
         self.notebook = notebook
         self.cfg = cfg
         self.started = time.perf_counter()
-        self.figures = figures_dir(cfg.preset)
+        self.reports = reports_dir(cfg.preset) if out_dir is None else Path(out_dir)
+        self.figures = figures_dir(cfg.preset) if out_dir is None else Path(out_dir) / "figures"
+        self.figures.mkdir(parents=True, exist_ok=True)
 
     def _stamp(self) -> dict[str, Any]:
         return {"notebook": self.notebook, "preset": self.cfg.preset,
@@ -100,10 +106,10 @@ class NotebookRun:
             "config": self.cfg.to_dict(),
             "metrics": _jsonable(metrics),
         }
-        atomic.write_json(reports_dir(self.cfg.preset) / f"{self.notebook}.json", out)
+        atomic.write_json(self.reports / f"{self.notebook}.json", out)
         log.info("wrote report for %s (%s)", self.notebook, self.cfg.preset)
         return out
 
 
-def start(notebook: str, cfg: Config) -> NotebookRun:
-    return NotebookRun(notebook, cfg)
+def start(notebook: str, cfg: Config, out_dir: Path | None = None) -> NotebookRun:
+    return NotebookRun(notebook, cfg, out_dir)

@@ -11,6 +11,10 @@ Public API:
     model_table(folder)             one row per model folder, from its metadata.json
     progress_table(folder)          per model: did its monitored losses and its SWD to real crops fall
     quality_table(folder, bar)      the image-to-image tier's PSNR check (pass / FAIL per model)
+    generation_table(folder, swd_bar, diversity_bar, fd_bar)
+                                    the unconditional tier's check: SWD and random-feature Frechet
+                                    distance to real crops, sample diversity (no collapse), against
+                                    bars (pass / FAIL per model)
     tier_models(names, tier)        the models of one tier: "unconditional" or "image_to_image"
 
 Image-to-image tier: `zoo.image_to_image` (super-resolvers, a KL autoencoder, denoisers),
@@ -23,8 +27,8 @@ of zoo models, a cached stage of their own).
 from .build import ZOO, build_zoo, load_generator, model_seed, model_steps, zoo_artefact
 from .registry import IMAGE_TO_IMAGE, REGISTRY, TIERS, UNCONDITIONAL, ZooEntry, entry, tier_models, training_order
 from .samples import draw as sample
-from .table import model_table, progress_table, quality_table, registry_table
+from .table import generation_table, model_table, progress_table, quality_table, registry_table
 
 __all__ = ["ZOO", "REGISTRY", "IMAGE_TO_IMAGE", "TIERS", "UNCONDITIONAL", "ZooEntry", "build_zoo", "entry",
-           "load_generator", "model_seed", "model_steps", "model_table", "progress_table", "quality_table",
+           "generation_table", "load_generator", "model_seed", "model_steps", "model_table", "progress_table", "quality_table",
            "registry_table", "sample", "tier_models", "training_order", "zoo_artefact"]

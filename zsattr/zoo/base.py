@@ -33,6 +33,10 @@ class ZooModel(nn.Module):
         """`n` images (n, 3, H, W) in [-1, 1], drawn with torch's global RNG."""
         raise NotImplementedError
 
+    def finish_training(self, seed: int = 0) -> None:
+        """Called after the last training step, before sampling (a GAN switches to its generator
+        EMA here); deterministic given `seed`, and idempotent. Default: nothing."""
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

@@ -37,7 +37,7 @@ from .registry import REGISTRY, entry, training_order
 
 log = logging.getLogger(__name__)
 
-ZOO = Stage("zoo", 1, section="zoo", settings=("seed", "image_size"), reads=(PHOTO_POOL,))
+ZOO = Stage("zoo", 2, section="zoo", settings=("seed", "image_size"), reads=(PHOTO_POOL,))
 N_MONITOR = 64  # samples compared with real crops before and after training
 
 
@@ -69,21 +69,36 @@ def _load_trained(cfg: Config, name: str, weights: Path, trained: dict):
 
 def _train_unconditional(cfg: Config, model, data: torch.Tensor, seed: int, steps: int, folder: Path,
                          n_monitor: int, on_step=None):
-    """Train a generator from noise; its samples and the SWD of samples to real crops."""
+    """Train a generator from noise; its samples, and the SWD of samples to real crops and their
+    diversity relative to real crops (`samples.relative_diversity`), before and after training.
+    The same for the Frechet distance in a fixed random network's features
+    (`samples.random_feature_distance`, `fd_*`), which sees texture as well as colour.
+    `swd_real_floor` / `fd_real_floor` compare two disjoint sets of real crops (the first and the
+    last `n_monitor` training crops): what a perfect generator would score with this many samples.
+    A model with a training-only state (a GAN's generator EMA) switches to it after training."""
     model_data = model.training_data(data)
     reference = data[-n_monitor:]  # a fixed set of real crops
     start_file = folder / "swd_start.json"
     if not start_file.exists():  # measured once, on the untrained model
-        atomic.write_json(start_file, {"swd": samples.sliced_wasserstein(
-            samples.draw(model, n_monitor, seed + 1), reference)})
-    swd_start = json.loads(start_file.read_text())["swd"]
+        start = samples.draw(model, n_monitor, seed + 1)
+        atomic.write_json(start_file, {"swd": samples.sliced_wasserstein(start, reference),
+                                       "diversity": samples.relative_diversity(start, reference),
+                                       "fd": samples.random_feature_distance(start, reference)})
+    at_start = json.loads(start_file.read_text())
     run = training.train(model, model_data, steps, cfg.zoo.batch_size, seed, folder,
                          cfg.zoo.checkpoint_every, on_step=on_step)
+    model.finish_training(seed + 3)
     started = time.perf_counter()
     images = samples.draw(model, cfg.zoo.n_samples, seed + 2)
     sample_seconds = time.perf_counter() - started
-    return images, run, {"swd_start": swd_start,
+    return images, run, {"swd_start": at_start["swd"],
                          "swd_final": samples.sliced_wasserstein(images[:n_monitor], reference),
+                         "swd_real_floor": samples.sliced_wasserstein(data[:n_monitor], reference),
+                         "diversity_start": at_start.get("diversity"),
+                         "diversity": samples.relative_diversity(images[:n_monitor], reference),
+                         "fd_start": at_start.get("fd"),
+                         "fd_final": samples.random_feature_distance(images[:n_monitor], reference),
+                         "fd_real_floor": samples.random_feature_distance(data[:n_monitor], reference),
                          "sample_seconds": round(sample_seconds, 2)}
 
 

@@ -11,6 +11,7 @@ but is trained with a different objective (LSGAN), isolating the objective's eff
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -141,7 +142,7 @@ class StyleLayer(nn.Module):
     def __init__(self, c_in: int, c_out: int, w_dim: int):
         super().__init__()
         self.conv = ModulatedConv(c_in, c_out, 3, w_dim)
-        self.noise_strength = nn.Parameter(torch.full((1, c_out, 1, 1), 0.1))
+        self.noise_strength = nn.Parameter(torch.zeros(1, c_out, 1, 1))  # StyleGAN2 starts it at 0
 
     def forward(self, x, w):
         x = self.conv(x, w)
@@ -161,6 +162,10 @@ class StyleGenerator(nn.Module):
         for _ in range(n_mapping):
             mapping += [nn.Linear(w_dim, w_dim), nn.LeakyReLU(0.2)]
         self.mapping = nn.Sequential(*mapping)
+        for m in self.mapping:  # variance-preserving, as StyleGAN's equalised learning rate makes it:
+            if isinstance(m, nn.Linear):  # with PyTorch's default init w shrank ~0.1x, styles hardly
+                nn.init.kaiming_normal_(m.weight, a=0.2)  # depended on z and the generator collapsed
+                nn.init.zeros_(m.bias)
         self.const = nn.Parameter(torch.randn(1, ch[0], 4, 4))
         self.layers = nn.ModuleList([StyleLayer(ch[0], ch[0], w_dim)] +
                                     [StyleLayer(ch[i], ch[i + 1], w_dim) for i in range(n)])
@@ -204,34 +209,131 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
+def ema_decay_at(decay: float, updates: int) -> float:
+    """The EMA decay used for update number `updates` (0-based): `decay`, warmed up as
+    (1 + t) / (10 + t) so the average forgets the random initialisation early in short runs."""
+    return min(decay, (1.0 + updates) / (10.0 + updates))
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * live for parameters; buffers (batch-norm running
+    statistics) are copied from `live`. Both modules must have the same structure."""
+    ema_params, live_params = dict(ema.named_parameters()), dict(live.named_parameters())
+    if ema_params.keys() != live_params.keys():
+        raise ValueError("EMA and live generator differ in structure")
+    for name, p in ema_params.items():
+        p.lerp_(live_params[name].detach(), 1.0 - decay)
+    live_buffers = dict(live.named_buffers())
+    for name, b in ema.named_buffers():
+        b.copy_(live_buffers[name])
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(net: nn.Module, z_dim: int, batches: int, batch: int, seed: int) -> None:
+    """Replace the running statistics of every batch norm in `net` by their plain average over
+    `batches` batches of `batch` latents drawn from a private generator seeded by `seed`
+    ("standing statistics", as in BigGAN). The running averages kept during training lag behind
+    weights that move every step, and for an EMA generator they belong to other weights; eval-mode
+    samples then drift from what the network makes. Deterministic; leaves torch's global RNG alone."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = net.training
+    net.train()
+    device = next(net.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(batches):
+        net(torch.randn(batch, z_dim, generator=gen).to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    net.train(was_training)
+
+
 class GAN(ZooModel):
-    """Any generator/critic pair, one critic step per generator step, Adam(0.5, 0.999)."""
+    """Any generator/critic pair, one critic step per generator step, Adam(0.5, 0.999)
+    (Adam(0, 0.9) for hinge and WGAN-GP).
+
+    Stabilisers, each off by default: `r1` adds (r1 / 2) E||grad D(x_real)||^2 to the critic's
+    loss (Mescheder et al. 2018); `ema_decay` > 0 keeps `generator_ema`, an exponential moving
+    average of the generator's weights (see `ema_decay_at`), updated after every generator step.
+    The EMA is a sub-module, so it is in `state_dict()` and in every checkpoint (exact resume
+    holds). `finish_training()` copies it into `generator` once zoo training is over and, with
+    `standing_stats`, recomputes the generator's batch-norm statistics
+    (`recalibrate_batch_norm`), so the trained model samples from the average and everything
+    downstream (saved weights, LoRA adapters on `generator`) sees one network. After that the EMA
+    is frozen (`training_finished`, also in the state dict).
+    """
 
     generator_modules = ("generator",)
     monitored_losses = ()  # adversarial losses need not fall; progress is checked by SWD
+    STANDING_BATCHES, STANDING_BATCH = 8, 64
 
     def __init__(self, generator: nn.Module, critic: nn.Module, objective: str = "ns",
-                 lr_g: float = 2e-4, lr_d: float = 2e-4, gp_weight: float = 10.0):
+                 lr_g: float = 2e-4, lr_d: float = 2e-4, gp_weight: float = 10.0,
+                 ema_decay: float = 0.0, r1: float = 0.0, standing_stats: bool = False,
+                 betas: tuple[float, float] | None = None):
         super().__init__()
         self.generator, self.critic = generator, critic
         self.objective, self.lr_g, self.lr_d, self.gp_weight = objective, lr_g, lr_d, gp_weight
+        self.r1, self.ema_decay, self.standing_stats, self.betas = r1, ema_decay, standing_stats, betas
         critic_loss(objective, torch.zeros(1), torch.zeros(1))  # fail early on a bad name
+        if ema_decay > 0:
+            self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("training_finished", torch.zeros((), dtype=torch.bool))
 
     def make_optimizers(self):
-        betas = (0.0, 0.9) if self.objective in ("hinge", "wgangp") else (0.5, 0.999)
+        betas = self.betas or ((0.0, 0.9) if self.objective in ("hinge", "wgangp") else (0.5, 0.999))
         return {"g": adam(self.generator.parameters(), self.lr_g, betas),
                 "d": adam(self.critic.parameters(), self.lr_d, betas)}
+
+    def update_ema(self) -> None:
+        """One EMA step, during zoo training only: not after `finish_training`, and not once the
+        generator's structure changed (LoRA adapters wrap its layers for fine-tuning,
+        `zoo.variants`): a fine-tune samples from its adapted `generator` and leaves the EMA be."""
+        if self.ema_decay <= 0 or bool(self.training_finished):
+            return
+        if [n for n, _ in self.generator.named_parameters()] != [n for n, _ in self.generator_ema.named_parameters()]:
+            return
+        ema_update(self.generator_ema, self.generator, ema_decay_at(self.ema_decay, int(self.ema_updates)))
+        self.ema_updates += 1
+
+    @torch.no_grad()
+    def finish_training(self, seed: int = 0) -> None:
+        """Sample from the EMA from now on (copied into `generator`, then frozen), with standing
+        batch-norm statistics if so built. Idempotent: a finished model is left as it is."""
+        if bool(self.training_finished):
+            return
+        if self.ema_decay > 0:
+            self.generator.load_state_dict(self.generator_ema.state_dict())
+        if self.standing_stats:
+            recalibrate_batch_norm(self.generator, Z_DIM, self.STANDING_BATCHES, self.STANDING_BATCH, seed)
+        self.training_finished.fill_(True)
 
     def train_step(self, batch, opts):
         z = torch.randn(batch.shape[0], Z_DIM, device=batch.device)
         fake = self.generator(z)
-        loss_d = critic_loss(self.objective, self.critic(batch), self.critic(fake.detach()))
+        real = batch.detach().requires_grad_(True) if self.r1 > 0 else batch
+        d_real = self.critic(real)
+        loss_d = critic_loss(self.objective, d_real, self.critic(fake.detach()))
+        out = {}
         if self.objective == "wgangp":
             loss_d = loss_d + self.gp_weight * gradient_penalty(self.critic, batch, fake.detach())
+        if self.r1 > 0:
+            grad, = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            penalty = grad.flatten(1).pow(2).sum(1).mean()
+            loss_d = loss_d + 0.5 * self.r1 * penalty
+            out["r1"] = penalty.item()
         step(opts["d"], loss_d)
         loss_g = generator_loss(self.objective, self.critic(fake))
         step(opts["g"], loss_g)
-        return {"d": loss_d.item(), "g": loss_g.item()}
+        self.update_ema()
+        return {"d": loss_d.item(), "g": loss_g.item(), **out}
 
     @torch.no_grad()
     def sample(self, n):

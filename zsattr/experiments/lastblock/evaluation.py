@@ -12,6 +12,10 @@ Test I: the classifier on held-out images of M1 and M2 (new latents). Test II: i
 composed models, CM1 = M1 with its last k blocks from M2 and CM2 the reverse (same latents
 for all models). The flip rate is the fraction of composed-model images attributed to the
 donor of the last blocks, the mean over CM1 and CM2; the control swaps only the first block.
+
+Pair seeds: one pair's flip rates swing widely with its seeds, so the experiment is repeated
+over independent pair seeds (`training.all_pairs`) and every number is reported as mean and
+sample sd over them (`seed_table`, `summary_table`, `metrics`), the per-seed values beside.
 """
 
 from __future__ import annotations
@@ -82,32 +86,79 @@ def run_pair(m1: Generator, m2: Generator, n_train: int, n_test: int, seed: int,
     }
 
 
-def results_table(results: dict):
-    """One row per (upsampling, swap): measured flip rate beside the paper's, and its two
-    halves (CM1's and CM2's share given to their donor), which expose a one-sided bias."""
+def seed_table(by_seed: dict) -> pd.DataFrame:
+    """One row per (pair seed, upsampling): Test I accuracy, flip rate per k, the control's,
+    and per k the two halves of the flip rate (CM1's and CM2's share given to their donor),
+    which expose a one-sided bias. `by_seed`: {pair seed: {upsampling: run_pair(...)}}."""
     rows = []
-    for ups, res in results.items():
-        share = res["share_m2"]
-        for k, flip in res["flip_rate"].items():
-            rows.append({"upsampling": ups, "swapped": f"last {k}", "flip_rate": flip,
-                         "paper_flip_rate": PAPER_FLIP[ups].get(k, float("nan")),
-                         "CM1_to_donor": share[f"CM1 k={k}"], "CM2_to_donor": 1 - share[f"CM2 k={k}"]})
-        rows.append({"upsampling": ups, "swapped": "first (control)",
-                     "flip_rate": res["control_flip_rate"], "paper_flip_rate": float("nan"),
-                     "CM1_to_donor": share["CM1 first"], "CM2_to_donor": 1 - share["CM2 first"]})
-    return pd.DataFrame(rows).set_index(["upsampling", "swapped"])
+    for pair_seed, results in by_seed.items():
+        for ups, res in results.items():
+            row = {"pair_seed": pair_seed, "upsampling": ups, "test1_accuracy": res["test1_accuracy"]}
+            for k, flip in res["flip_rate"].items():
+                row[f"flip_k{k}"] = flip
+            row["control_flip"] = res["control_flip_rate"]
+            share = res["share_m2"]
+            for k in res["flip_rate"]:
+                row[f"CM1_to_donor_k{k}"] = share[f"CM1 k={k}"]
+                row[f"CM2_to_donor_k{k}"] = 1 - share[f"CM2 k={k}"]
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["pair_seed", "upsampling"])
 
 
-def test1_table(results: dict):
-    rows = [{"upsampling": ups, "model": m, "test1_accuracy": res["test1_per_model"][m],
-             "paper_test1_accuracy": PAPER_TEST1[ups][i]}
-            for ups, res in results.items() for i, m in enumerate(("M1", "M2"))]
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample sd (ddof 1) of `values`; the sd of a single value is NaN (unknown)."""
+    values = np.asarray(list(values), dtype=float)
+    if values.size == 0:
+        raise ValueError("no values")
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else float("nan")
+
+
+def summary_table(by_seed: dict) -> pd.DataFrame:
+    """One row per (upsampling, measure): mean and sd over pair seeds, their number, and the
+    paper's value. Measures: Test I accuracy, flip rate for each k, the first-block control."""
+    per_seed = seed_table(by_seed)
+    measures = [c for c in per_seed.columns if c == "test1_accuracy" or "flip" in c]
+    rows = []
+    for ups, group in per_seed.groupby(level="upsampling", sort=False):
+        for col in measures:
+            mean, sd = mean_sd(group[col])
+            if col == "test1_accuracy":
+                name, paper = "Test I accuracy", float(np.mean(PAPER_TEST1[ups]))
+            elif col == "control_flip":
+                name, paper = "flip, first block (control)", float("nan")
+            else:
+                k = int(col.removeprefix("flip_k"))
+                name, paper = f"flip, last {k}", PAPER_FLIP[ups].get(k, float("nan"))
+            rows.append({"upsampling": ups, "measure": name, "mean": mean, "sd": sd, "n_pair_seeds": len(group),
+                         "paper": paper})
+    return pd.DataFrame(rows).set_index(["upsampling", "measure"])
+
+
+def mean_shares(by_seed: dict) -> dict:
+    """{upsampling: {"share_m2": {source: mean over pair seeds}}}, for `confusion_figure`."""
+    out: dict = {}
+    for results in by_seed.values():
+        for ups, res in results.items():
+            for source, share in res["share_m2"].items():
+                out.setdefault(ups, {"share_m2": {}})["share_m2"].setdefault(source, []).append(share)
+    return {ups: {"share_m2": {s: float(np.mean(v)) for s, v in r["share_m2"].items()}} for ups, r in out.items()}
+
+
+def test1_table(by_seed: dict):
+    """Test I accuracy per model, mean and sd over pair seeds, beside the paper's."""
+    rows = []
+    for ups in next(iter(by_seed.values())):
+        for i, m in enumerate(("M1", "M2")):
+            mean, sd = mean_sd(res[ups]["test1_per_model"][m] for res in by_seed.values())
+            rows.append({"upsampling": ups, "model": m, "test1_accuracy": mean, "sd": sd,
+                         "paper_test1_accuracy": PAPER_TEST1[ups][i]})
     return pd.DataFrame(rows).set_index(["upsampling", "model"])
 
 
 def confusion_figure(results: dict, k: int = 2):
     """Fig. 3 (d)(e)-style matrices per upsampling: rows are image sources (M1, M2, CM1, CM2
-    with the last `k` blocks swapped), columns the predicted class, cells the row's fractions."""
+    with the last `k` blocks swapped), columns the predicted class, cells the row's fractions.
+    `results`: {upsampling: {"share_m2": ...}}, one pair's or `mean_shares` over pair seeds."""
     fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.6), squeeze=False)
     for ax, (ups, res) in zip(axes.flat, results.items()):
         sources = ["M1", "M2", f"CM1 k={k}", f"CM2 k={k}"]
@@ -125,21 +176,31 @@ def confusion_figure(results: dict, k: int = 2):
     return fig
 
 
-def flip_figure(results: dict):
-    """Flip rate against the number of swapped last blocks, the paper's and the control's."""
-    fig, ax = plt.subplots(figsize=(4.8, 3.2))
-    for i, (ups, res) in enumerate(results.items()):
-        ks = sorted(res["flip_rate"])
-        color = f"C{i}"
-        ax.plot(ks, [res["flip_rate"][k] for k in ks], "o-", color=color, label=f"{ups} (measured)")
-        ax.plot(ks, [PAPER_FLIP[ups][k] for k in ks], "s--", color=color, alpha=0.5, label=f"{ups} (paper)")
-        ax.axhline(res["control_flip_rate"], color=color, ls=":", label=f"{ups} control (first block)")
+def flip_figure(by_seed: dict):
+    """Fig. 3-style: flip rate against the number of swapped last blocks, mean +/- sd over pair
+    seeds (each seed a faint dot), beside the paper's; the control as a band (mean +/- sd)."""
+    per_seed = seed_table(by_seed)
+    ks = sorted(int(c.removeprefix("flip_k")) for c in per_seed.columns if c.startswith("flip_k"))
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for i, (ups, group) in enumerate(per_seed.groupby(level="upsampling", sort=False)):
+        color, shift = f"C{i}", (i - 0.5) * 0.08
+        stats = [mean_sd(group[f"flip_k{k}"]) for k in ks]
+        ax.errorbar([k + shift for k in ks], [m for m, _ in stats], yerr=[np.nan_to_num(s) for _, s in stats],
+                    fmt="o-", color=color, capsize=3, label=f"{ups} (mean +/- sd, {len(group)} pair seeds)")
+        for k in ks:
+            ax.plot([k + shift] * len(group), group[f"flip_k{k}"], ".", color=color, alpha=0.35, ms=4)
+        ax.plot(ks, [PAPER_FLIP[ups].get(k, np.nan) for k in ks], "s--", color=color, alpha=0.5,
+                label=f"{ups} (paper)")
+        mean, sd = mean_sd(group["control_flip"])
+        ax.axhline(mean, color=color, ls=":", label=f"{ups} control (first block)")
+        if np.isfinite(sd):
+            ax.axhspan(mean - sd, mean + sd, color=color, alpha=0.08)
     ax.axhline(0.5, color="grey", lw=0.6)
     ax.set_xlabel("last blocks swapped (k)")
     ax.set_ylabel("attributed to donor")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xticks(list(KS))
-    ax.legend(fontsize=7, loc="center right")
+    ax.set_xticks(ks)
+    ax.legend(fontsize=6.5, loc="center right")
     fig.tight_layout()
     return fig
 
@@ -170,10 +231,20 @@ def residual_spectra(pairs: dict, n: int = 256, seed: int = 1, k: int = 2):
     return spectra, titles
 
 
-def metrics(results: dict) -> dict:
-    """The report's metrics: nested by upsampling type, then k (as a string key)."""
+def metrics(by_seed: dict) -> dict:
+    """The report's metrics, nested by measure, upsampling type and k (a string key): each a
+    {"mean", "sd", "per_seed"} over pair seeds (sd None for a single pair seed)."""
+    per_seed = seed_table(by_seed)
+
+    def stat(column):
+        mean, sd = mean_sd(column)
+        return {"mean": mean, "sd": sd, "per_seed": [float(v) for v in column]}
+
+    groups = list(per_seed.groupby(level="upsampling", sort=False))
+    ks = [c.removeprefix("flip_k") for c in per_seed.columns if c.startswith("flip_k")]
     return {
-        "test1_accuracy": {ups: r["test1_accuracy"] for ups, r in results.items()},
-        "flip_rate": {ups: {str(k): v for k, v in r["flip_rate"].items()} for ups, r in results.items()},
-        "control_flip_rate": {ups: r["control_flip_rate"] for ups, r in results.items()},
+        "pair_seeds": len(by_seed),
+        "test1_accuracy": {ups: stat(g["test1_accuracy"]) for ups, g in groups},
+        "flip_rate": {ups: {k: stat(g[f"flip_k{k}"]) for k in ks} for ups, g in groups},
+        "control_flip_rate": {ups: stat(g["control_flip"]) for ups, g in groups},
     }
