@@ -23,7 +23,8 @@ def git_commit() -> str:
     """HEAD's hash, suffixed '+dirty' when tracked source files differ; 'unknown' outside git.
 
     The run's own outputs (figures/, reports/) do not count: a `cpu` run rewrites the committed
-    figures, and that must not mark the commit that produced them as dirty.
+    figures, and that must not mark the commit that produced them as dirty. Nor does prose
+    (`*.md`, e.g. the README's results being written while the chain runs): it computes nothing.
     """
     try:
         root = repo_root()
@@ -32,7 +33,7 @@ def git_commit() -> str:
         if head.returncode != 0:
             return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":!figures", ":!reports"],
+                                ".", ":!figures", ":!reports", ":!*.md"],
                                cwd=root, capture_output=True, text=True, timeout=10)
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError, RuntimeError):
