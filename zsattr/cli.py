@@ -1,5 +1,5 @@
 """Command line: `zsattr reproduce`, `zsattr evaluate`, `zsattr presets`, `zsattr train-extractor`,
-`zsattr scan`.
+`zsattr compare-runs`, `zsattr scan`.
 
 The one module whose project imports are not all at its head: a command imports its stage when
 it runs, so `zsattr --help`, `zsattr presets` and argument errors answer in a tenth of a second
@@ -94,6 +94,24 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare_runs(args: argparse.Namespace) -> int:
+    """Exit 0 when every result with a stated spread lands inside it, 1 when one does not."""
+    import pandas as pd
+
+    from .report.rerun import compare, verdict_counts
+
+    try:
+        table = compare(args.reference, args.rerun)
+    except (OSError, ValueError) as exc:
+        print(f"zsattr compare-runs: {exc}", file=sys.stderr)
+        return 2
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.float_format", "{:.3f}".format):
+        print(table.to_string(index=False))
+    counts = verdict_counts(table)
+    print(f"\n{counts}")
+    return 1 if counts.get("outside") else 0
+
+
 def _parse_overrides(pairs: list[str]) -> dict:
     """`key=value` strings -> config overrides (keys as in `zsattr presets`: `seed`,
     `bank.steps`, ...); values are JSON where they parse ("4", "true", "0.5", '["a","b"]'),
@@ -168,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     tex.add_argument("--set", nargs="+", metavar="KEY=VALUE",
                      help="config overrides, keys as `zsattr presets` lists them, e.g. --set bank.steps=8 seed=1")
     tex.set_defaults(func=_cmd_train_extractor)
+
+    cmp_ = sub.add_parser("compare-runs", help="does a rerun land inside a run's stated intervals? "
+                          "(two folders of notebook reports, e.g. reports/cpu and another machine's)")
+    cmp_.add_argument("reference")
+    cmp_.add_argument("rerun")
+    cmp_.set_defaults(func=_cmd_compare_runs)
 
     scan = sub.add_parser("scan", help="check an image folder (one sub-folder per source)")
     scan.add_argument("folder")

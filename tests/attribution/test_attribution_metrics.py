@@ -93,3 +93,19 @@ def test_best_threshold_equals_the_exhaustive_search():
         candidates = np.r_[u[0] - 1e-9, (u[:-1] + u[1:]) / 2, u[-1] + 1e-9]
         accs = [am.accuracy_at(s, p, t) for t in candidates]
         assert am.best_threshold(s, p) == candidates[int(np.argmax(accs))]
+
+
+def test_rerun_halfwidth_values_and_coverage():
+    # t(0.975, 1 df) = 12.706: two seeds give a wide interval; one seed none
+    assert am.rerun_halfwidth(1.0, 2) == pytest.approx(12.7062, rel=1e-4)
+    assert am.rerun_halfwidth(0.1, 4) == pytest.approx(3.1824 * 0.1 * np.sqrt(0.5), rel=1e-4)
+    assert np.isnan(am.rerun_halfwidth(0.1, 1)) and np.isnan(am.rerun_halfwidth(float("nan"), 3))
+    # coverage: a first run of n normal seeds states mean +/- halfwidth; a second run's mean lands inside
+    rng = np.random.default_rng(0)
+    n, trials = 3, 4000
+    first, second = rng.normal(0.8, 0.1, (trials, n)), rng.normal(0.8, 0.1, (trials, n))
+    half = np.array([am.rerun_halfwidth(s, n) for s in first.std(axis=1, ddof=1)])
+    inside = np.abs(second.mean(axis=1) - first.mean(axis=1)) <= half
+    assert inside.mean() == pytest.approx(0.95, abs=0.015)
+    naive = np.abs(second.mean(axis=1) - first.mean(axis=1)) <= first.std(axis=1, ddof=1)
+    assert naive.mean() < 0.85, "mean +/- sd alone is not a rerun interval"

@@ -195,6 +195,21 @@ def test_pair_members_differ_only_by_seed_and_are_cached(tmp_path):
     assert len([p for p in store.root.iterdir() if not p.name.startswith(".")]) == 2
 
 
+def test_pair_seeds_train_in_worker_processes_and_are_then_read_from_the_cache(tmp_path):
+    cfg = _tiny_cfg(**{"lastblock.pair_seeds": 2, "lastblock.workers": 2})
+    store = ArtefactStore(tmp_path / "cache")
+    assert not tr.pair_seed_cached(cfg, store, 0) and not tr.pair_seed_cached(cfg, store, 1)
+    by_seed, infos = tr.all_pairs(cfg, store)
+    assert tr.pair_seed_cached(cfg, store, 0) and tr.pair_seed_cached(cfg, store, 1)
+    assert list(by_seed) == [0, 1] and [i["pair_seed"] for i in infos] == [0] * 4 + [1] * 4
+    assert not _same(by_seed[0]["nearest"][0], by_seed[1]["nearest"][0])
+    built = sorted(p.name for p in store.root.iterdir() if not p.name.startswith("."))
+    stamps = {name: (store.root / name / "manifest.json").stat().st_mtime_ns for name in built}
+    again, _ = tr.all_pairs(_tiny_cfg(**{"lastblock.pair_seeds": 2}), store)  # one process: nothing retrained
+    assert {name: (store.root / name / "manifest.json").stat().st_mtime_ns for name in built} == stamps
+    assert _same(again[1]["bilinear"][1], by_seed[1]["bilinear"][1])
+
+
 def _fake_result(flip, control, test1):
     """A `run_pair` result with the given flip rates (k -> rate), control and Test I accuracy,
     both directions equal (CM1 gives `flip` to M2, CM2 gives `flip` to M1)."""
@@ -241,7 +256,10 @@ def test_aggregation_over_pair_seeds():
     assert m["flip_rate"]["nearest"]["1"]["per_seed"] == pytest.approx([0.2, 0.4, 0.6])
     assert m["control_flip_rate"]["nearest"]["mean"] == pytest.approx(0.1)
     assert m["test1_accuracy"]["bilinear"] == {"mean": pytest.approx(0.9), "sd": pytest.approx(0.0),
-                                               "per_seed": pytest.approx([0.9] * 3)}
+                                               "rerun95": pytest.approx(0.0), "per_seed": pytest.approx([0.9] * 3)}
+    # a rerun's mean over 3 fresh pair seeds: t(0.975, 2 df) = 4.303 times sd * sqrt(2 / 3)
+    assert m["flip_rate"]["nearest"]["1"]["rerun95"] == pytest.approx(4.3027 * 0.2 * np.sqrt(2 / 3), rel=1e-4)
+    assert row["rerun95"] == pytest.approx(m["flip_rate"]["nearest"]["1"]["rerun95"])
     assert ev.test1_table(by_seed).loc[("nearest", "M2"), "test1_accuracy"] == pytest.approx(0.99)
     assert ev.mean_shares(by_seed)["nearest"]["share_m2"]["CM1 k=1"] == pytest.approx(0.4)
 

@@ -23,6 +23,9 @@ def test_headline_is_ours_minus_the_best_baseline_in_points():
     assert head["best_baseline_verification"] == "spectrum_correlation"  # ablations of ours never count
     assert head["identification_best_baseline"] == pytest.approx(0.75)
     assert head["identification_best_baseline_sd"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
+    # a rerun's mean over 2 fresh training seeds: t(0.975, 1 df) = 12.706 times sd * sqrt(2 / 2)
+    assert head["identification_best_baseline_rerun95"] == pytest.approx(12.7062 * np.std([0.7, 0.8], ddof=1), rel=1e-4)
+    assert np.isnan(head["identification_ours_rerun95"])  # one run: no interval
     resnet = zero_shot.headline(summary, ours="ours (resnet)")
     assert resnet["headline_gap_identification_points"] == pytest.approx(-10.0)
     assert resnet["identification_ours"] == pytest.approx(0.65)

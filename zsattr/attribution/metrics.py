@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.stats import rankdata
+from scipy.stats import t as student_t
 
 
 def cosine_similarity(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
@@ -140,3 +141,14 @@ def open_set_report(known_scores: np.ndarray, known_true: np.ndarray,
     fpr = np.array([0.0] + [np.mean(unknown_best >= t) for t in thresholds])
     oscr = float(np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2))
     return {"open_set_auroc": auroc, "oscr": oscr, "closed_set_accuracy_known": float(correct.mean())}
+
+
+def rerun_halfwidth(sd: float, n: int, level: float = 0.95) -> float:
+    """Half-width of the interval around a mean over `n` seeds (sample sd `sd` between seeds) in
+    which a rerun's mean over `n` fresh seeds falls with probability `level`, if seeds are
+    independent and roughly normal: the difference of two such means has sd `sd * sqrt(2 / n)`,
+    scaled by Student's t with n - 1 degrees of freedom. NaN for n < 2 or an unknown sd.
+    (Another machine's float path acts as fresh seeds: training amplifies the differences.)"""
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
+    return float(student_t.ppf(0.5 + level / 2, n - 1) * sd * np.sqrt(2.0 / n))

@@ -234,6 +234,8 @@ class LastBlockConfig(Section):
     n_crops: int = setting(512, ge=1)  # real training crops drawn once from the train split
     # independent repeats of the experiment (fresh seeds for all four GANs); one cached artefact each
     pair_seeds: int = setting(2, ge=1, le=1000, keyed=False)
+    # processes training missing pair seeds side by side (one torch thread each); 1 = in this process
+    workers: int = setting(1, ge=1, keyed=False)
     checkpoint_every: int = setting(100, ge=1)  # steps between atomic training checkpoints
     n_train_images: int = setting(256, ge=2, keyed=False)  # images per model to train the spectrum classifier
     n_test_images: int = setting(128, ge=1, keyed=False)  # held-out images per model and per composed model
@@ -441,14 +443,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "zoo.n_samples": 128, "zoo.checkpoint_every": 100, "zoo.psnr_bar": 25.0,
         "zoo.swd_bar": 0.2, "zoo.fd_bar": 0.3, "zoo.diversity_bar": 0.5,
         "ffd.images": 24, "ffd.bootstrap": 200, "ffd.fewer_steps": (8, 16),
-        "lastblock.steps": 400, "lastblock.batch": 16, "lastblock.pair_seeds": 3, "lastblock.n_crops": 4096,
+        "lastblock.steps": 400, "lastblock.batch": 16, "lastblock.pair_seeds": 4, "lastblock.workers": 2,
+        "lastblock.n_crops": 4096,
         "lastblock.n_train_images": 512, "lastblock.n_test_images": 256,
         # ResNet-18 (the default backbone) on raw |DFT|: the best of five backbones/inputs on held-out
         # synthetic models at equal wall time (README); the linear extractor reads the log spectrum
         "fingerprint.spectrum": "raw", "extractor.steps": 500, "extractor.checkpoint_every": 100,
         "extractor.crop_pool": 4096, "extractor.heldout_codes": 0.1, "extractor.heldout_seeds": 0.1,
         "extractor.heldout_images": 32, "extractor.eval_k": 10, "extractor.training_seeds": 3,
-        "extractor.comparison_seconds": 30.0,
+        "extractor.comparison_seconds": 20.0,
         "linear.crop_pool": 4096, "linear.images_per_model": 16, "linear.components": (64, 128, 256, 512),
         "linear.shrinkages": (0.001, 0.01, 0.1, 0.3), "linear.validation_codes": 0.1, "linear.validation_seeds": 0.1,
         "linear.validation_images": 16, "linear.validation_k": 8,

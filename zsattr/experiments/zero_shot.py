@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..attribution import protocols, splits
+from ..attribution import metrics, protocols, splits
 from ..attribution.methods import ExtractorMethod, SpectrumCorrelation, random_init_method
 from ..core.cache import ArtefactStore
 from ..core.config import Config
@@ -317,7 +317,8 @@ def headline(summary: pd.DataFrame, ours: str, baselines=BASELINES) -> dict:
     """The protocol's headline (written to the split file before any result): ours (the shipped
     family) and the best baseline, each as mean and sd over training seeds, and their difference
     in points, for identification on the unseen models (k-shot top-1) and verification on pairs
-    of unseen-model images (accuracy at the calibrated threshold)."""
+    of unseen-model images (accuracy at the calibrated threshold). `*_rerun95`: the half-width of
+    the interval a rerun's mean should fall in (`metrics.rerun_halfwidth`)."""
     rows = by_family(summary, tuple(m for m, _ in HEADLINE_METRICS)).set_index("family")
     out = {"ours": ours}
     for metric, key in HEADLINE_METRICS:
@@ -327,6 +328,8 @@ def headline(summary: pd.DataFrame, ours: str, baselines=BASELINES) -> dict:
         for who, family in (("ours", ours), ("best_baseline", best)):
             out[f"{key}_{who}"] = float(rows.loc[family, metric])
             out[f"{key}_{who}_sd"] = float(rows.loc[family, f"{metric}_sd"])
+            runs = int(rows.loc[family, "runs"])
+            out[f"{key}_{who}_rerun95"] = metrics.rerun_halfwidth(out[f"{key}_{who}_sd"], runs)
     return out
 
 

@@ -15,7 +15,9 @@ donor of the last blocks, the mean over CM1 and CM2; the control swaps only the 
 
 Pair seeds: one pair's flip rates swing widely with its seeds, so the experiment is repeated
 over independent pair seeds (`training.all_pairs`) and every number is reported as mean and
-sample sd over them (`seed_table`, `summary_table`, `metrics`), the per-seed values beside.
+sample sd over them (`seed_table`, `summary_table`, `metrics`), the per-seed values beside, and
+the half-width of the interval a rerun's mean over as many fresh pair seeds should fall in with
+95 % probability (`rerun95`; a rerun on another machine or thread count is such a rerun).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ...attribution.metrics import rerun_halfwidth
 from ...fingerprint.residual import highpass_residual
 from ...fingerprint.spectra import log_magnitude_spectrum
 from .models import Generator, block_groups, compose_first, compose_last, sample
@@ -114,8 +117,9 @@ def mean_sd(values) -> tuple[float, float]:
 
 
 def summary_table(by_seed: dict) -> pd.DataFrame:
-    """One row per (upsampling, measure): mean and sd over pair seeds, their number, and the
-    paper's value. Measures: Test I accuracy, flip rate for each k, the first-block control."""
+    """One row per (upsampling, measure): mean and sd over pair seeds, the rerun interval's
+    half-width (`attribution.metrics.rerun_halfwidth`), the number of pair seeds, and the paper's
+    value. Measures: Test I accuracy, flip rate for each k, the first-block control."""
     per_seed = seed_table(by_seed)
     measures = [c for c in per_seed.columns if c == "test1_accuracy" or "flip" in c]
     rows = []
@@ -129,7 +133,8 @@ def summary_table(by_seed: dict) -> pd.DataFrame:
             else:
                 k = int(col.removeprefix("flip_k"))
                 name, paper = f"flip, last {k}", PAPER_FLIP[ups].get(k, float("nan"))
-            rows.append({"upsampling": ups, "measure": name, "mean": mean, "sd": sd, "n_pair_seeds": len(group),
+            rows.append({"upsampling": ups, "measure": name, "mean": mean, "sd": sd,
+                         "rerun95": rerun_halfwidth(sd, len(group)), "n_pair_seeds": len(group),
                          "paper": paper})
     return pd.DataFrame(rows).set_index(["upsampling", "measure"])
 
@@ -233,12 +238,13 @@ def residual_spectra(pairs: dict, n: int = 256, seed: int = 1, k: int = 2):
 
 def metrics(by_seed: dict) -> dict:
     """The report's metrics, nested by measure, upsampling type and k (a string key): each a
-    {"mean", "sd", "per_seed"} over pair seeds (sd None for a single pair seed)."""
+    {"mean", "sd", "rerun95", "per_seed"} over pair seeds (sd and rerun95 NaN for a single pair seed)."""
     per_seed = seed_table(by_seed)
 
     def stat(column):
         mean, sd = mean_sd(column)
-        return {"mean": mean, "sd": sd, "per_seed": [float(v) for v in column]}
+        return {"mean": mean, "sd": sd, "rerun95": rerun_halfwidth(sd, len(column)),
+                "per_seed": [float(v) for v in column]}
 
     groups = list(per_seed.groupby(level="upsampling", sort=False))
     ks = [c.removeprefix("flip_k") for c in per_seed.columns if c.startswith("flip_k")]

@@ -26,6 +26,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +39,7 @@ from ...core import atomic, training
 from ...core.cache import ArtefactStore
 from ...core.config import Config
 from ...core.device import resolve_device
-from ...core.keys import Stage
+from ...core.keys import Stage, key_of, stage_inputs
 from ...images.photos import PHOTO_POOL, gan_training_crops
 from .models import UPSAMPLINGS, Discriminator, Generator
 
@@ -216,12 +218,36 @@ def trained_pairs(cfg: Config, store: ArtefactStore | None = None, pair_seed: in
     return pairs, json.loads((art.path / "training.json").read_text())
 
 
+def pair_seed_cached(cfg: Config, store: ArtefactStore, pair_seed: int) -> bool:
+    return store.is_complete(key_of(stage_inputs(cfg, LASTBLOCK_GANS, {"pair_seed": pair_seed})))
+
+
+def _train_pair_seed_worker(cfg: Config, root: str, pair_seed: int) -> int:
+    # One torch thread per worker: the GANs are small, so two single-threaded trainings side by
+    # side beat one two-threaded training after the other (the float path differs; every
+    # number is reported over pair seeds for that reason).
+    torch.set_num_threads(1)
+    trained_pairs(cfg, ArtefactStore(root), pair_seed)
+    return pair_seed
+
+
 def all_pairs(cfg: Config, store: ArtefactStore | None = None
               ) -> tuple[dict[int, dict[str, tuple[Generator, Generator]]], list[dict]]:
     """{pair seed: {upsampling: (M1, M2)}} for pair seeds 0..`lastblock.pair_seeds`-1, and all
-    their training logs (each row names its pair seed)."""
+    their training logs (each row names its pair seed). Pair seeds not yet cached are trained
+    in `lastblock.workers` spawned processes (each builds and caches its own artefact), then
+    everything is loaded from the cache."""
+    store = store or ArtefactStore()
+    seeds = range(cfg.lastblock.pair_seeds)
+    missing = [s for s in seeds if not pair_seed_cached(cfg, store, s)]
+    workers = min(cfg.lastblock.workers, len(missing))
+    if workers > 1:
+        log.info("training %d pair seeds in %d processes", len(missing), workers)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            list(pool.map(_train_pair_seed_worker, [cfg] * len(missing), [str(store.root)] * len(missing),
+                          missing))
     by_seed, infos = {}, []
-    for pair_seed in range(cfg.lastblock.pair_seeds):
+    for pair_seed in seeds:
         by_seed[pair_seed], logs = trained_pairs(cfg, store, pair_seed)
         infos += logs
     return by_seed, infos
