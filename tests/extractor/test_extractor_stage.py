@@ -218,3 +218,23 @@ def test_closed_set_training_uses_the_same_trainer_and_is_cached(tmp_path):
     assert not again.built_now and again.path == first.path
     other = es.train_closed_set(cfg, images, labels, 3, "other data", store)
     assert other.path != first.path
+
+
+def test_heldout_group_images_are_synthesised_once_per_bank_and_settings(tiny_bank):
+    from zsattr.experiments import heldout
+
+    bank, _ = tiny_bank
+    cfg = _tiny()
+    first = heldout.group_images(cfg, bank, [0, 1, 2])
+    again = heldout.group_images(cfg, bank, (0, 1, 2))
+    assert again[0] is first[0]  # reused, not recomputed
+    fresh = es.heldout_images_of(cfg, bank, [0, 1, 2])
+    assert torch.equal(first[0], fresh[0]) and np.array_equal(first[1], fresh[1])
+    # other models or another setting that changes the images: a new entry, not the memo's
+    others = heldout.group_images(cfg, bank, [3, 4])
+    assert not torch.equal(others[0][:4], first[0][:4])
+    more = heldout.group_images(cfg.replace(**{"extractor.heldout_images": 6}), bank, [0, 1, 2])
+    assert len(more[0]) == 18 and len(first[0]) == 12
+    # a variant that does not touch the images (another backbone) shares them
+    variant = cfg.replace(**{"extractor.backbone": "resnet34"})
+    assert heldout.group_images(variant, bank, [0, 1, 2])[0] is first[0]

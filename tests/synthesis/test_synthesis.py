@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 import torch
 
@@ -159,3 +161,18 @@ def test_bank_outputs_are_8bit_images_by_default(tmp_path):
     assert not torch.equal(raw, saved)  # float outputs are not already on the 8-bit grid
     assert torch.allclose(saved, raw.clamp(0, 1), atol=0.5 / 255 + 1e-6)
     assert torch.equal(bank.apply(0, images[0]), saved[0])
+
+
+def test_a_bank_is_loaded_once_per_process_until_its_artefact_changes(tmp_path):
+    store = ArtefactStore(tmp_path)
+    bank = bank_mod.load_bank(_tiny(), store)
+    assert bank_mod.load_bank(_tiny(), store) is bank  # the same object: modules and memos shared
+    assert bank_mod.load_bank(_tiny(), ArtefactStore(tmp_path / "other")) is not bank
+    # the artefact rebuilt (same folder, new weights file): loaded afresh, never the old object
+    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("synth_bank")]
+    shutil.rmtree(folder)
+    rebuilt = bank_mod.load_bank(_tiny(), store)
+    assert rebuilt is not bank and len(rebuilt) == len(bank) and rebuilt.built_now
+    for i in range(len(bank)):  # deterministic training: the same weights again
+        for p, q in zip(bank.model(i).state_dict().values(), rebuilt.model(i).state_dict().values()):
+            assert torch.equal(p, q)

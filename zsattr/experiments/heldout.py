@@ -35,13 +35,24 @@ def family(method: str) -> str:
     return method.split(SEED_MARK)[0]
 
 
+def group_images(cfg: Config, bank: Bank, indices: Sequence[int]) -> tuple[torch.Tensor, np.ndarray]:
+    """`extractor.stage.heldout_images_of`, synthesised once per bank and settings, then reused:
+    notebook 04 scores many methods and backbone variants on the same held-out images. The
+    images depend only on the bank, the models, the holdout crops (photos, seed, size, count).
+    Callers must not modify the returned tensor in place."""
+    key = ("heldout_images", tuple(indices), cfg.seed, cfg.image_size, cfg.extractor.heldout_images, cfg.photos)
+    if key not in bank.derived:
+        bank.derived[key] = extractor_stage.heldout_images_of(cfg, bank, list(indices))
+    return bank.derived[key]
+
+
 def heldout_table(cfg: Config, bank: Bank, split: HoldoutSplit, methods: Mapping, draws: int = 5) -> pd.DataFrame:
     """One row per (group, method): models, chance, top-1 mean and sd over gallery draws, macro F1."""
     rows = []
     for group, indices in split.groups().items():
         if len(indices) < 2:
             continue
-        images, labels = extractor_stage.heldout_images_of(cfg, bank, list(indices))
+        images, labels = group_images(cfg, bank, indices)
         for name, method in methods.items():
             result = protocols.identification(method.features(images), labels, k=cfg.extractor.eval_k,
                                               draws=draws, seed=cfg.seed).summary()
@@ -102,10 +113,12 @@ def step_seconds(cfg: Config, bank: Bank, split: HoldoutSplit, steps: int = 4) -
     return float(np.median(times[1:]))
 
 
-def equal_time_comparison(cfg: Config, seconds: float, variants=VARIANTS, store=None) -> pd.DataFrame:
+def equal_time_comparison(cfg: Config, seconds: float, variants=VARIANTS, store=None,
+                          bank: Bank | None = None) -> pd.DataFrame:
     """Each variant trained for about `seconds` of this machine's time (its step count from a
-    timing probe, rounded to 10 steps), then scored on the held-out synthetic models."""
-    bank = load_bank(cfg, store)
+    timing probe, rounded to 10 steps), then scored on the held-out synthetic models. Pass the
+    loaded `bank` to reuse its held-out images (`group_images`); the variants do not change them."""
+    bank = load_bank(cfg, store) if bank is None else bank
     split = extractor_stage.split_of(cfg, bank)
     rows = []
     for overrides in variants:

@@ -29,6 +29,7 @@ import logging
 import math
 import multiprocessing as mp
 import time
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,6 +263,8 @@ class Bank:
         self._states = states
         self.report = report
         self._models: dict[int, SynModel] = {}
+        # arrays derived from this bank that callers reuse (e.g. held-out images), by the caller's key
+        self.derived: dict = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -313,8 +316,18 @@ def apply_authors_way(model: SynModel, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(images[j:j + 1]) for j in range(len(images))])
 
 
+# Banks loaded in this process, by their weights file (path, modification time in ns, size), most
+# recent last. A notebook asks for the bank many times (every extractor run, linear fit and
+# table); loading it (~4 s at `cpu`) and rebuilding its modules (~4 s) each time cost minutes per
+# chain. A rebuilt artefact writes a new file, so it is never served from here.
+_LOADED: OrderedDict[tuple, Bank] = OrderedDict()
+_KEEP_LOADED = 4  # notebook 03 holds three banks at once (trained, and two with fewer steps)
+
+
 def load_bank(cfg: Config, store: ArtefactStore | None = None) -> Bank:
-    """Get-or-build the preset's trained bank from the cache."""
+    """Get-or-build the preset's trained bank from the cache. Within one process the same
+    artefact gives the same `Bank` object (its modules and `derived` arrays are shared; `built_now`
+    says whether this process built it)."""
     store = store or ArtefactStore()
 
     def build(out_dir: Path, work_dir: Path) -> None:
@@ -323,6 +336,12 @@ def load_bank(cfg: Config, store: ArtefactStore | None = None) -> Bank:
         atomic.write_json(out_dir / "report.json", rows)
 
     art = store.get_or_build(cfg, BANK, build)
+    weights = (art.path / "bank.pt").resolve()
+    stat = weights.stat()
+    loaded_key = (str(weights), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    if loaded_key in _LOADED:
+        _LOADED.move_to_end(loaded_key)
+        return _LOADED[loaded_key]
     states = atomic.torch_load(art.path / "bank.pt")
     report = pd.DataFrame(json.loads((art.path / "report.json").read_text()))
     order = {f"{c}:{s}": i for i, (c, s) in enumerate(bank_entries(cfg))}
@@ -331,6 +350,9 @@ def load_bank(cfg: Config, store: ArtefactStore | None = None) -> Bank:
     bank = Bank(bank_entries(cfg), states, report)
     bank.built_seconds = float(art.manifest.get("build_seconds", math.nan))
     bank.built_now = art.built_now
+    _LOADED[loaded_key] = bank
+    while len(_LOADED) > _KEEP_LOADED:
+        _LOADED.popitem(last=False)
     return bank
 
 
