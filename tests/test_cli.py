@@ -93,3 +93,27 @@ def test_evaluate_runs_notebook_05_on_the_folder_into_its_own_reports(tmp_path, 
     assert kwargs["parameters"] == {"images": str((tmp_path / "gens").resolve()), "with_zoo": False}
     assert kwargs["out_dir"].parts[-2:] == ("folders", "gens")
     assert "2 models, 12 images" in capsys.readouterr().out
+
+
+def test_info_reports_versions_paths_and_the_cache(capsys, data_dir):
+    import json
+
+    (data_dir / "cache" / "stage-abc").mkdir(parents=True)
+    (data_dir / "cache" / "stage-abc" / "w.bin").write_bytes(b"\0" * 2**20)
+    assert cli.main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["cache_artefacts"] == 1 and info["cache_mb"] == 1.0 and info["data"] == str(data_dir.resolve())
+    assert {"zsattr", "python", "torch", "device", "torch_threads", "repository"} <= set(info)
+
+
+def test_tool_commands_check_their_arguments_before_any_work(tmp_path, capsys):
+    for argv in (["identify", "--gallery", "g", "x.png", "--top", "0"],
+                 ["verify", "a", "b", "--batch-size", "-3"],
+                 ["verify", "a", "b", "--threshold", "maybe"],
+                 ["gallery", "create", "g", "--from", "d", "--crop", "resize"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        assert exit_info.value.code == 2
+    assert cli.main(["extractor", "export", "-o", str(tmp_path / "x.zsx"), "--preset", "smoke",
+                     "--set", "nope=1"]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "x.zsx").exists()

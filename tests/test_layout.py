@@ -67,8 +67,9 @@ def test_no_upward_import(path):
     assert not upward, f"{path.relative_to(ROOT)} ({package}) imports higher packages: {upward}"
 
 
-# The command line imports a command's stage when that command runs (its docstring says why).
-LAZY_BY_DESIGN = {PACKAGE / "cli.py"}
+# The command line imports a command's stage when that command runs (its docstring says why);
+# the package root imports the tool's Python API on first use, so `import zsattr` stays light.
+LAZY_BY_DESIGN = {PACKAGE / "cli.py", PACKAGE / "__init__.py"}
 
 
 @pytest.mark.parametrize("path", sorted(set(MODULES) - LAZY_BY_DESIGN), ids=lambda p: str(p.relative_to(PACKAGE)))

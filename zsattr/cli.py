@@ -1,5 +1,10 @@
 """Command line: `zsattr reproduce`, `zsattr evaluate`, `zsattr presets`, `zsattr train-extractor`,
-`zsattr compare-runs`, `zsattr scan`.
+`zsattr compare-runs`, `zsattr scan`; the attribution tool: `zsattr extractor export|show`,
+`zsattr gallery create|add|remove|list|show`, `zsattr identify`, `zsattr verify`, `zsattr info`.
+
+Exit codes: 0 done (for `verify`: the same model); 1 `verify` found different models, or a run
+or comparison failed; 2 bad input (arguments, files, a gallery or extractor that cannot be used),
+with one line on stderr that says what is wrong.
 
 The one module whose project imports are not all at its head: a command imports its stage when
 it runs, so `zsattr --help`, `zsattr presets` and argument errors answer in a tenth of a second
@@ -153,6 +158,290 @@ def _cmd_train_extractor(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the attribution tool -------------------------------------------------------------------------
+
+TOOL_ERRORS: tuple = (OSError, ValueError, KeyError)  # GalleryError and ExtractorFileError are ValueErrors
+
+
+def _fail(command: str, exc: BaseException) -> int:
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    print(f"zsattr {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _threshold(value: str):
+    """'auto' | 'none' | a number, for --reject and --threshold."""
+    if value in ("auto", "none"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or a number, got {value!r}") from None
+
+
+def _print_table(table, fmt: str) -> None:
+    import pandas as pd
+
+    if fmt == "json":
+        print(table.to_json(orient="records", indent=1))
+    elif fmt == "csv":
+        print(table.to_csv(index=False), end="")
+    else:
+        with pd.option_context("display.width", 220, "display.max_rows", None, "display.max_columns", None,
+                               "display.max_colwidth", 60, "display.float_format", "{:.3f}".format):
+            print(table.to_string(index=False))
+
+
+def _cmd_extractor_export(args: argparse.Namespace) -> int:
+    from .attribution import tool
+
+    try:
+        overrides = _parse_overrides(args.set)
+        resolve(args.preset, **overrides)  # check every argument before any work
+        if args.training_seed < 0:
+            raise ValueError(f"--training-seed must be >= 0, got {args.training_seed}")
+        extractor = tool.export_extractor(args.preset, args.output, args.kind, args.training_seed, **overrides)
+    except (*TOOL_ERRORS, TypeError) as exc:
+        return _fail("extractor export", exc)
+    info = extractor.describe()
+    print(f"wrote {args.output}: {info['name']}, id {info['id'][:16]}, {info['fingerprint_dim']}-d fingerprints "
+          f"of {info['image_size']}x{info['image_size']} crops; verification threshold "
+          f"{info['verification']['threshold']:.4f} (held-out synthetic pairs: accuracy "
+          f"{info['verification']['accuracy']:.3f}, EER {info['verification']['eer']:.3f})")
+    return 0
+
+
+def _cmd_extractor_show(args: argparse.Namespace) -> int:
+    from .attribution.portable import load_extractor
+
+    try:
+        extractor = load_extractor(args.file)
+    except TOOL_ERRORS as exc:
+        return _fail("extractor show", exc)
+    print(json.dumps(extractor.describe(), indent=1))
+    return 0
+
+
+def _cmd_gallery_create(args: argparse.Namespace) -> int:
+    from .attribution import tool
+
+    try:
+        if args.k is not None and args.k < 1:
+            raise ValueError(f"--k must be at least 1, got {args.k}")
+        if not 0.0 < args.far < 1.0:
+            raise ValueError(f"--far must be in (0, 1), got {args.far}")
+        gallery = tool.create_gallery(args.gallery, args.source, args.extractor, k=args.k, crop=args.crop,
+                                      far=args.far, overwrite=args.force, device=args.device,
+                                      batch_size=args.batch_size)
+    except TOOL_ERRORS as exc:
+        return _fail("gallery create", exc)
+    _print_gallery_summary(args.gallery, gallery)
+    return 0
+
+
+def _print_gallery_summary(path, gallery) -> None:
+    cal = gallery.calibration
+    line = f"{path}: {len(gallery.names)} models, {sum(gallery.shots)} images"
+    if cal.get("threshold") is not None:
+        line += (f"; reject threshold {cal['threshold']:.4f} for FAR {cal['far_target']:g} (leave-one-out on the "
+                 f"enrolment images: {cal['known_accepted']:.3f} of known images accepted)")
+    else:
+        line += f"; no reject threshold ({cal.get('reason') or 'empty'})"
+    print(line)
+
+
+def _cmd_gallery_add(args: argparse.Namespace) -> int:
+    from .attribution import tool
+
+    try:
+        gallery = tool.enrol(args.gallery, args.name, args.paths, args.extractor, k=args.k, device=args.device,
+                             batch_size=args.batch_size)
+    except TOOL_ERRORS as exc:
+        return _fail("gallery add", exc)
+    _print_gallery_summary(args.gallery, gallery)
+    return 0
+
+
+def _cmd_gallery_remove(args: argparse.Namespace) -> int:
+    from .attribution import tool
+
+    try:
+        gallery = tool.remove(args.gallery, args.names)
+    except TOOL_ERRORS as exc:
+        return _fail("gallery remove", exc)
+    _print_gallery_summary(args.gallery, gallery)
+    return 0
+
+
+def _cmd_gallery_list(args: argparse.Namespace) -> int:
+    from .attribution import tool
+
+    try:
+        table = tool.gallery_table(args.gallery)
+    except TOOL_ERRORS as exc:
+        return _fail("gallery list", exc)
+    _print_table(table, args.format)
+    return 0
+
+
+def _cmd_gallery_show(args: argparse.Namespace) -> int:
+    from .attribution.gallery import Gallery
+
+    try:
+        g = Gallery.load(args.gallery)
+    except TOOL_ERRORS as exc:
+        return _fail("gallery show", exc)
+    print(json.dumps({"models": len(g.names), "images": sum(g.shots), "fingerprint_dim": g.dim, "crop": g.crop,
+                      "extractor": g.extractor, "rejection": g.calibration,
+                      "k": dict(zip(g.names, g.shots))}, indent=1))
+    return 0
+
+
+def _cmd_identify(args: argparse.Namespace) -> int:
+    from .attribution import tool
+
+    try:
+        table = tool.attribute(args.gallery, args.paths, args.extractor, top=args.top, reject=args.reject,
+                               device=args.device, batch_size=args.batch_size)
+    except TOOL_ERRORS as exc:
+        return _fail("identify", exc)
+    _print_table(table, args.format)
+    skipped = table.attrs.get("skipped") or {}
+    if skipped:
+        print(f"skipped {sum(skipped.values())} file(s): {skipped}", file=sys.stderr)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .attribution import tool
+
+    try:
+        result = tool.verify(args.a, args.b, args.extractor, threshold=args.threshold, crop=args.crop,
+                             device=args.device, batch_size=args.batch_size)
+    except TOOL_ERRORS as exc:
+        return _fail("verify", exc)
+    if args.format == "json":
+        print(json.dumps(result.as_dict(), indent=1))
+    else:
+        verdict = "same model" if result.same_model else "different models"
+        print(f"{verdict}: similarity {result.similarity:.4f} vs threshold {result.threshold:.4f} "
+              f"({result.images_a} vs {result.images_b} images)")
+    return 0 if result.same_model else 1
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from . import __version__
+    from .core.device import resolve_device
+    from .core.paths import cache_dir, data_dir, repo_root
+
+    cache = cache_dir()
+    size = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    info = {"zsattr": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "device": resolve_device("auto"), "torch_threads": torch.get_num_threads(),
+            "repository": str(repo_root()), "data": str(data_dir()), "cache": str(cache),
+            "cache_artefacts": sum(1 for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            "cache_mb": round(size / 2**20, 1)}
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return number
+
+
+def _add_run_options(parser) -> None:
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"],
+                        help="where a network extractor runs (a linear one always uses the CPU)")
+    parser.add_argument("--batch-size", type=_positive, default=256, help="images read and fingerprinted at a time")
+
+
+def _add_tool_commands(sub) -> None:
+    extractor_help = "an extractor file, or a preset name (its shipped extractor, exported on first use)"
+    ext = sub.add_parser("extractor", help="export or inspect a standalone extractor file")
+    ext_sub = ext.add_subparsers(dest="extractor_command", required=True)
+    exp = ext_sub.add_parser("export", help="write the preset's trained extractor to one file (no cache or "
+                             "config needed to use it)")
+    exp.add_argument("-o", "--output", required=True, help="the file to write, e.g. cpu.zsx")
+    exp.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    exp.add_argument("--kind", default="shipped", choices=["shipped", "linear", "resnet"],
+                     help="shipped: the extractor notebook 04 chose on held-out synthetic models")
+    exp.add_argument("--training-seed", type=int, default=0)
+    exp.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, as for train-extractor")
+    exp.set_defaults(func=_cmd_extractor_export)
+    show = ext_sub.add_parser("show", help="print an extractor file's description")
+    show.add_argument("file")
+    show.set_defaults(func=_cmd_extractor_show)
+
+    gal = sub.add_parser("gallery", help="create and edit a gallery of known models")
+    gal_sub = gal.add_subparsers(dest="gallery_command", required=True)
+    create = gal_sub.add_parser("create", help="enrol every sub-folder of a folder as a model")
+    create.add_argument("gallery", help="the gallery file to write, e.g. my.gallery")
+    create.add_argument("--from", dest="source", required=True, metavar="DIR", help="one sub-folder per model")
+    create.add_argument("--extractor", default="cpu", help=extractor_help)
+    create.add_argument("--k", type=int, default=None, help="images per model (default: all)")
+    create.add_argument("--crop", default="centre", choices=["centre", "grid"],
+                        help="centre crop, or the mean over a grid of crops (never a resize)")
+    create.add_argument("--far", type=float, default=0.05,
+                        help="false-accept rate that calibrates --reject auto (default 0.05)")
+    create.add_argument("--force", action="store_true", help="overwrite an existing gallery file")
+    _add_run_options(create)
+    create.set_defaults(func=_cmd_gallery_create)
+    add = gal_sub.add_parser("add", help="enrol (or re-enrol) one model from images or folders")
+    add.add_argument("gallery")
+    add.add_argument("--name", required=True)
+    add.add_argument("paths", nargs="+")
+    add.add_argument("--k", type=int, default=None)
+    add.add_argument("--extractor", default=None, help="default: the gallery's own extractor file")
+    _add_run_options(add)
+    add.set_defaults(func=_cmd_gallery_add)
+    rem = gal_sub.add_parser("remove", help="remove models")
+    rem.add_argument("gallery")
+    rem.add_argument("names", nargs="+")
+    rem.set_defaults(func=_cmd_gallery_remove)
+    lst = gal_sub.add_parser("list", help="one line per enrolled model")
+    lst.add_argument("gallery")
+    lst.add_argument("--format", default="table", choices=["table", "json", "csv"])
+    lst.set_defaults(func=_cmd_gallery_list)
+    gshow = gal_sub.add_parser("show", help="the gallery's extractor, crop rule and rejection calibration")
+    gshow.add_argument("gallery")
+    gshow.set_defaults(func=_cmd_gallery_show)
+
+    ide = sub.add_parser("identify", help="which enrolled model made each image (or unknown)")
+    ide.add_argument("paths", nargs="+", help="images or folders")
+    ide.add_argument("--gallery", required=True)
+    ide.add_argument("--top", type=_positive, default=3)
+    ide.add_argument("--reject", type=_threshold, default="auto",
+                     help="auto (the gallery's calibrated threshold), none, or a similarity")
+    ide.add_argument("--extractor", default=None, help="default: the gallery's own extractor file")
+    ide.add_argument("--format", default="table", choices=["table", "json", "csv"])
+    _add_run_options(ide)
+    ide.set_defaults(func=_cmd_identify)
+
+    ver = sub.add_parser("verify", help="were A and B made by the same model? (exit 0 same, 1 different)")
+    ver.add_argument("a", help="an image or a folder")
+    ver.add_argument("b", help="an image or a folder")
+    ver.add_argument("--extractor", default="cpu", help=extractor_help)
+    ver.add_argument("--threshold", type=_threshold, default="auto",
+                     help="auto (calibrated on held-out synthetic models at export) or a similarity")
+    ver.add_argument("--crop", default="centre", choices=["centre", "grid"])
+    ver.add_argument("--format", default="text", choices=["text", "json"])
+    _add_run_options(ver)
+    ver.set_defaults(func=_cmd_verify)
+
+    inf = sub.add_parser("info", help="versions, device, paths and cache size")
+    inf.set_defaults(func=_cmd_info)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zsattr", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -197,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("folder")
     scan.add_argument("--min-size", type=int, default=None, help="smallest acceptable side, pixels")
     scan.set_defaults(func=_cmd_scan)
+    _add_tool_commands(sub)
     return parser
 
 

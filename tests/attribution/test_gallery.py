@@ -67,3 +67,119 @@ def test_pairs_cap_at_what_exists():
     y = np.array([0, 0, 1])
     pairs = verification_pairs(y, 100, np.random.default_rng(0))
     assert sorted(map(tuple, pairs[:, :2].tolist())) == [(0, 1), (0, 2), (1, 2)]
+
+
+# -- format 2: open set, removal, the file's checks ----------------------------------------------
+
+import json  # noqa: E402
+
+from zsattr.attribution.gallery import UNKNOWN, GalleryError, calibrate_rejection  # noqa: E402
+
+
+def test_rejection_threshold_by_hand():
+    # two models on a circle; fingerprints are unit vectors at these angles (degrees)
+    def unit(*degrees):
+        r = np.radians(degrees)
+        return np.stack([np.cos(r), np.sin(r)], axis=1)
+
+    a, b = unit(0, 10, 20), unit(90, 100)
+    report = calibrate_rejection([a, b], far=0.2)
+    # impostors: a's images against b's entry (at 95 deg), b's against a's (at 10 deg)
+    impostor = np.cos(np.radians([95, 85, 75, 80, 90]))
+    # floor(0.2 * 5) = 1: the threshold is the second-highest impostor score, so 1 of 5 exceeds it
+    assert report["threshold"] == pytest.approx(np.sort(impostor)[::-1][1])
+    assert report["far_measured"] == pytest.approx(0.2) and report["impostor_images"] == 5
+    # leave-one-out: a's images vs the mean of the other two (at 15, 10, 5 deg away), b's at 10 deg
+    genuine = np.cos(np.radians([15, 0, 15, 10, 10]))
+    assert report["known_images"] == 5
+    assert report["known_accepted"] == pytest.approx(np.mean(genuine > report["threshold"]))
+    assert calibrate_rejection([a], 0.05)["threshold"] is None
+    assert "two images" in calibrate_rejection([a[:1], b[:1]], 0.05)["reason"]
+
+
+def _gallery(rng, n_models=4, k=6, dim=16):
+    x, y = _clusters(rng, n_models, k, dim)
+    g = Gallery(extractor_id="ext-1", extractor={"name": "toy"})
+    for c in range(n_models):
+        g.enrol(f"m{c}", x[y == c], [f"h{c}-{i}" for i in range(k)])
+    return g, x, y
+
+
+def test_unknown_queries_are_rejected_and_known_ones_kept():
+    rng = np.random.default_rng(3)
+    g, x, y = _gallery(rng)
+    assert g.threshold is not None and g.calibration["far_target"] == 0.05
+    known = g.centroids[2][None] + 0.01 * rng.normal(size=(1, 16))
+    # a stranger orthogonal to every entry: similarity 0 to all, below this gallery's threshold
+    basis, _ = np.linalg.qr(g.centroids.T)
+    stranger = rng.normal(size=(1, 16))
+    stranger -= (stranger @ basis) @ basis.T
+    assert g.threshold > 0.05
+    answers = g.attribute(np.vstack([known, stranger]), top=2)
+    assert answers[0].decision == "m2" and len(answers[0].candidates) == 2
+    assert answers[0].margin == pytest.approx(answers[0].candidates[0][1] - answers[0].candidates[1][1])
+    assert answers[1].decision == UNKNOWN and abs(answers[1].candidates[0][1]) < 1e-9
+    assert g.attribute(stranger, threshold=None)[0].decision != UNKNOWN
+    assert g.attribute(known, threshold=1.0)[0].decision == UNKNOWN
+    with pytest.raises(GalleryError, match=r"\[-1, 1\]"):
+        g.attribute(known, threshold=3.0)
+
+
+def test_adding_and_removing_models_recalibrates():
+    rng = np.random.default_rng(4)
+    g, x, y = _gallery(rng, n_models=3)
+    before = dict(g.calibration)
+    g.enrol("m3", rng.normal(size=(5, 16)))
+    assert g.calibration["impostor_images"] == before["impostor_images"] + 5 and g.names[-1] == "m3"
+    g.remove("m3")
+    assert g.calibration == before and g.names == ["m0", "m1", "m2"]
+    g.remove("m1")
+    g.remove("m2")
+    assert g.threshold is None and "two enrolled models" in g.calibration["reason"]
+    with pytest.raises(GalleryError, match="no calibrated rejection threshold"):
+        g.attribute(x[:1])
+    with pytest.raises(KeyError, match="not enrolled"):
+        g.remove("m1")
+
+
+def test_gallery_file_keeps_everything_and_refuses_damage(tmp_path):
+    rng = np.random.default_rng(5)
+    g, x, y = _gallery(rng)
+    path = tmp_path / "g.gallery"
+    g.save(path)
+    again = Gallery.load(path)
+    assert again.names == g.names and again.shots == g.shots and again.hashes("m1") == g.hashes("m1")
+    assert again.calibration == g.calibration and again.extractor == {"name": "toy"}
+    np.testing.assert_array_equal(again.scores(x), g.scores(x))
+    again.check_extractor("ext-1")
+    with pytest.raises(GalleryError, match="enrolled with extractor"):
+        again.check_extractor("ext-2")
+    with pytest.raises(GalleryError, match="dimension"):
+        again.scores(np.ones((1, 5)))
+
+    def rewrite(name, change):
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        change(meta, arrays)
+        out = tmp_path / name
+        with open(out, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+        return out
+
+    cases = [
+        ("newer", lambda m, a: m.update(format=3), "Upgrade zsattr"),
+        ("v1", lambda m, a: m.update(format=1), "Re-enrol"),
+        ("names", lambda m, a: m["names"].append("extra"), "do not match the stored arrays"),
+        ("shots", lambda m, a: m["shots"].__setitem__(0, 99), "do not match the stored arrays"),
+        ("dup", lambda m, a: m["names"].__setitem__(1, m["names"][0]), "do not match the stored arrays"),
+        ("extra", lambda m, a: a.update(f0009=np.zeros((1, 16))), "do not match the stored arrays"),
+    ]
+    for name, change, message in cases:
+        with pytest.raises(GalleryError, match=message):
+            Gallery.load(rewrite(name, change))
+    (tmp_path / "cut").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(GalleryError, match="not a readable gallery"):
+        Gallery.load(tmp_path / "cut")
+    with pytest.raises(GalleryError, match="does not exist"):
+        Gallery.load(tmp_path / "nothing")

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..core import atomic
 from . import metrics as am
-from .gallery import l2_normalise, split_support_queries, verification_pairs
+from .gallery import Gallery, l2_normalise, split_support_queries, verification_pairs
 from .splits import GROUPS
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,16 @@ def _require_shots(labels: np.ndarray, k: int, names: Sequence[str] | None, clas
                          f"(images per model); lower k or supply more images")
 
 
+def enrolled(features: np.ndarray, labels: np.ndarray, support: np.ndarray, classes: np.ndarray) -> Gallery:
+    """The tool's gallery (`attribution.gallery.Gallery`), one entry per class (named by its
+    label) from its support images; closed set, so no rejection threshold is calibrated."""
+    return Gallery.from_enrolment({str(c): features[support[labels[support] == c]] for c in classes},
+                                  calibrate=False)
+
+
 def centroids(features: np.ndarray, labels: np.ndarray, support: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Gallery entries: per class, the mean of its L2-normalised support fingerprints."""
-    return np.stack([l2_normalise(features[support[labels[support] == c]]).mean(axis=0) for c in classes])
+    return enrolled(features, labels, support, classes).centroids
 
 
 @dataclass
@@ -119,7 +126,7 @@ def identification(features: np.ndarray, labels: np.ndarray, k: int = 10, draws:
     confusion = np.zeros((n, n), dtype=np.int64)
     for d in range(draws):
         support, queries = split_support_queries(labels, k, np.random.default_rng([seed, d]))
-        scores = am.cosine_similarity(queries_from[queries], centroids(features, labels, support, classes))
+        scores = enrolled(features, labels, support, classes).scores(queries_from[queries])
         true = np.searchsorted(classes, labels[queries])
         pred = scores.argmax(axis=1)
         top1[d] = am.topk_accuracy(scores, true, 1)
@@ -280,10 +287,9 @@ def open_set(features: np.ndarray, labels: np.ndarray, known: Sequence[int], k: 
     known_idx = np.nonzero(is_known)[0]
     support, queries = split_support_queries(labels[known_idx], k, np.random.default_rng(seed))
     support, queries = known_idx[support], known_idx[queries]
-    gallery = centroids(features, labels, support, known)
-    report = am.open_set_report(am.cosine_similarity(features[queries], gallery),
-                                np.searchsorted(known, labels[queries]),
-                                am.cosine_similarity(features[~is_known], gallery))
+    gallery = enrolled(features, labels, support, known)
+    report = am.open_set_report(gallery.scores(features[queries]), np.searchsorted(known, labels[queries]),
+                                gallery.scores(features[~is_known]))
     report.update(n_known_models=len(known), n_unknown_models=len(np.unique(labels[~is_known])))
     return report
 

@@ -29,8 +29,8 @@ def trace(zoo_features: np.ndarray, zoo_labels: np.ndarray, variant_features: np
     preds = np.empty((draws, len(variant_features)), dtype=np.int64)
     for d in range(draws):
         support, _ = split_support_queries(zoo_labels, k, np.random.default_rng([seed, d]))
-        gallery = protocols.centroids(zoo_features, zoo_labels, support, classes)
-        preds[d] = classes[am.cosine_similarity(variant_features, gallery).argmax(axis=1)]
+        gallery = protocols.enrolled(zoo_features, zoo_labels, support, classes)
+        preds[d] = classes[gallery.scores(variant_features).argmax(axis=1)]
     return preds
 
 

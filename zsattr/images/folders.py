@@ -58,12 +58,18 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
 
 def decode_image(path: str | Path) -> np.ndarray:
     """Decode one file fully (so truncation is caught) into float32 RGB in [0, 1]."""
+    return decode_image_and_format(path)[0]
+
+
+def decode_image_and_format(path: str | Path) -> tuple[np.ndarray, str]:
+    """`decode_image`, and the format Pillow found in the bytes ("PNG", "JPEG", ...), whatever
+    the file's suffix says."""
     with warnings.catch_warnings():
         # A file between 1x and 2x Pillow's pixel limit only warns; treat it as the bomb it may be.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as img:
             img.load()
-            return to_rgb_array(img)
+            return to_rgb_array(img), str(img.format)
 
 
 @dataclass
@@ -82,7 +88,11 @@ class ImageFolder:
         return decode_image(path)
 
 
-def _skip_reason(exc: BaseException) -> str:
+# What decoding a bad file raises: each becomes a counted, logged skip (`skip_reason`).
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def skip_reason(exc: BaseException) -> str:
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return "too many pixels (decompression-bomb guard)"
     if isinstance(exc, UnidentifiedImageError):
@@ -127,9 +137,8 @@ def scan_image_folder(root: str | Path, min_size: int | None = None) -> ImageFol
                 continue
             try:
                 array = decode_image(path)
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-                    Image.DecompressionBombWarning) as exc:
-                reason = _skip_reason(exc)
+            except DECODE_ERRORS as exc:
+                reason = skip_reason(exc)
                 skipped[reason] += 1
                 log.warning("skipping %s: %s (%s)", path, reason, exc)
                 continue
