@@ -316,8 +316,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .attribution import tool
 
     try:
-        result = tool.verify(args.a, args.b, args.extractor, threshold=args.threshold, crop=args.crop,
-                             device=args.device, batch_size=args.batch_size)
+        extractor = args.extractor if args.extractor or args.gallery else "cpu"
+        result = tool.verify(args.a, args.b, extractor, threshold=args.threshold, crop=args.crop,
+                             device=args.device, batch_size=args.batch_size, gallery=args.gallery)
     except TOOL_ERRORS as exc:
         return _fail("verify", exc)
     if args.format == "json":
@@ -430,9 +431,12 @@ def _add_tool_commands(sub) -> None:
     ver = sub.add_parser("verify", help="were A and B made by the same model? (exit 0 same, 1 different)")
     ver.add_argument("a", help="an image or a folder")
     ver.add_argument("b", help="an image or a folder")
-    ver.add_argument("--extractor", default="cpu", help=extractor_help)
+    ver.add_argument("--extractor", default=None, help=extractor_help + " (default: the gallery's, else cpu)")
+    ver.add_argument("--gallery", default=None,
+                     help="take the threshold (and extractor) from this gallery: calibrated on its enrolment images")
     ver.add_argument("--threshold", type=_threshold, default="auto",
-                     help="auto (calibrated on held-out synthetic models at export) or a similarity")
+                     help="auto (the gallery's if given, else the extractor file's, set on held-out synthetic "
+                          "models at export) or a similarity")
     ver.add_argument("--crop", default="centre", choices=["centre", "grid"])
     ver.add_argument("--format", default="text", choices=["text", "json"])
     _add_run_options(ver)
@@ -494,7 +498,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # e.g. `zsattr identify ... | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -183,3 +183,25 @@ def test_gallery_file_keeps_everything_and_refuses_damage(tmp_path):
         Gallery.load(tmp_path / "cut")
     with pytest.raises(GalleryError, match="does not exist"):
         Gallery.load(tmp_path / "nothing")
+
+
+def test_verification_threshold_from_the_enrolment_images():
+    from zsattr.attribution.gallery import calibrate_verification
+
+    rng = np.random.default_rng(6)
+    # two tight models far apart: same-model pairs score ~1, different-model pairs ~0
+    a = l2([[1, 0, 0]] + 0.01 * rng.normal(size=(5, 3)))
+    b = l2([[0, 1, 0]] + 0.01 * rng.normal(size=(5, 3)))
+    report = calibrate_verification([a, b])
+    assert report["pairs"] == 2 * 2 * 10 and report["accuracy"] == 1.0 and report["eer"] == 0.0
+    assert 0.1 < report["threshold"] < 0.9
+    assert calibrate_verification([a[:1], b[:1]])["threshold"] is None
+    g = Gallery()
+    g.enrol("a", a)
+    g.enrol("b", b)
+    assert g.calibration["verification"] == report
+
+
+def l2(x):
+    x = np.asarray(x, float)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

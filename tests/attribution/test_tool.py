@@ -99,6 +99,9 @@ def test_verify_same_and_different_generators(smoke_extractor, images):
     middle = (same.similarity + other.similarity) / 2
     assert tool.verify(enrol_dir / "gen_a", held / "gen_a", extractor, threshold=middle).same_model
     assert not tool.verify(enrol_dir / "gen_a", held / "gen_c", extractor, threshold=middle).same_model
+    by_gallery = tool.verify(enrol_dir / "gen_a", held / "gen_a", gallery=_small_gallery(extractor, enrol_dir))
+    assert by_gallery.threshold == Gallery.load(enrol_dir.parent / "small.gallery").calibration["verification"]["threshold"]
+    assert by_gallery.similarity == pytest.approx(same.similarity)
     single = tool.verify(held / "gen_b" / "100.png", [held / "gen_b" / "101.png"], extractor, threshold=-1.0)
     assert single.same_model and single.images_a == single.images_b == 1
 
@@ -129,6 +132,13 @@ def test_the_tool_refuses_what_it_cannot_serve(smoke_extractor, images, tmp_path
         tool.open_extractor(tmp_path / "absent.zsx")
     with pytest.raises(GalleryError, match="threshold"):
         tool.verify(held / "gen_a", held / "gen_b", extractor, threshold="none")
+
+
+def _small_gallery(extractor, enrol_dir):
+    path = enrol_dir.parent / "small.gallery"
+    if not path.exists():
+        tool.create_gallery(path, enrol_dir, extractor, k=5)
+    return path
 
 
 def _perturbed(extractor):

@@ -47,7 +47,7 @@ def test_chunks_crop_without_resizing_flag_jpeg_and_count_every_skip(tmp_path):
     png = _save(tmp_path / "a.png", seed=1)
     jpeg_named_png = _save(tmp_path / "b.png", fmt="JPEG", seed=2)  # JPEG bytes behind a .png suffix
     gray = _save(tmp_path / "c.png", mode="L", seed=3)
-    tiny = _save(tmp_path / "d.png", size=(20, 20))
+    _save(tmp_path / "d.png", size=(20, 20))  # too small for a 32 px crop
     (tmp_path / "e.png").write_bytes(png.read_bytes()[:60])  # truncated
     (tmp_path / "f.txt.png").write_bytes(b"not an image")
     (tmp_path / "g.bin").write_bytes(b"\x00")

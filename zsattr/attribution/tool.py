@@ -332,18 +332,27 @@ class Verification:
         return dict(self.__dict__)
 
 
-def verify(a: str | Path | Sequence[str | Path], b: str | Path | Sequence[str | Path], extractor,
+def verify(a: str | Path | Sequence[str | Path], b: str | Path | Sequence[str | Path], extractor=None,
            threshold: float | str = "auto", crop: str = "centre", device: str = "cpu",
-           batch_size: int = 256) -> Verification:
+           batch_size: int = 256, gallery: Gallery | str | Path | None = None) -> Verification:
     """Were the images of `a` and of `b` (an image, a folder, or a list of them) made by the same
-    model? See the module docstring for the score and the "auto" threshold."""
+    model? See the module docstring for the score. The "auto" threshold is the `gallery`'s, set on
+    its enrolment images (the user's own domain), if one is given; else the extractor file's."""
     if threshold in (None, "none"):
         raise GalleryError("verify decides against a threshold: pass 'auto' or a similarity in [-1, 1]")
+    g = None if gallery is None else _gallery(gallery)
+    if g is not None:
+        extractor = gallery_extractor(g, extractor)
+        crop = g.crop
+    elif extractor is None:
+        raise GalleryError("verify needs an extractor (a file or a preset) or a gallery")
     extractor = open_extractor(extractor).to(device, batch_size)
     if threshold == "auto":
-        value = extractor.verification_threshold
+        value = (g.calibration.get("verification") or {}).get("threshold") if g is not None \
+            else extractor.verification_threshold
         if value is None:
-            raise GalleryError("this extractor file carries no calibrated verification threshold; pass a value")
+            raise GalleryError("no calibrated verification threshold (the gallery needs two models, one with two "
+                               "images; an extractor file carries one from export); pass a value")
     else:
         value = float(threshold)
         if not -1.0 <= value <= 1.0:
