@@ -23,16 +23,14 @@ another extractor (`check_extractor`).
 
 from __future__ import annotations
 
-import json
 import math
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..core import atomic
+from ..core import arrayfile
 from . import metrics
 from .metrics import cosine_similarity
 
@@ -297,26 +295,16 @@ class Gallery:
                 "hashes": [self._hashes[n] for n in self.names], "extractor_id": self.extractor_id,
                 "extractor": self.extractor, "crop": self.crop, "far": self.far, "calibration": self.calibration}
         arrays = {f"f{i:04d}": f for i, f in enumerate(self._fingerprints.values())}
-        with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+        arrayfile.write(path, meta, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "Gallery":
         path = Path(path).expanduser()
-        if not path.is_file():
-            raise GalleryError(f"gallery file {path} does not exist (create one with `zsattr gallery create`)")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            meta = json.loads(str(arrays.pop("meta")))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-            raise GalleryError(f"{path} is not a readable gallery file ({type(exc).__name__}: {exc})") from exc
-        found = meta.get("format")
-        if found != GALLERY_FORMAT:
-            newer = isinstance(found, int) and found > GALLERY_FORMAT
-            raise GalleryError(f"{path} is a gallery of format {found}; this version reads {GALLERY_FORMAT}. "
-                               + ("Upgrade zsattr to read it." if newer else
-                                  "Re-enrol the models with this version."))
+            meta, arrays = arrayfile.read(path, "gallery file", "create one with `zsattr gallery create`")
+            arrayfile.check_format(path, meta, GALLERY_FORMAT, "gallery file", "Re-enrol the models with this version.")
+        except arrayfile.ArrayFileError as exc:
+            raise GalleryError(str(exc)) from exc
         try:
             names, shots, hashes = list(meta["names"]), list(meta["shots"]), list(meta["hashes"])
             blocks = [arrays[f"f{i:04d}"] for i in range(len(names))]

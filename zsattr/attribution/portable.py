@@ -20,8 +20,6 @@ file whose arrays no longer match it (altered or damaged) is refused on load.
 from __future__ import annotations
 
 import hashlib
-import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,7 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..core import atomic, provenance
+from ..core import arrayfile, provenance
 from ..core.device import resolve_device
 from ..extractor.linear import LinearExtractor, LinearProjection
 from ..extractor.network import FingerprintExtractor
@@ -170,9 +168,7 @@ def save_extractor(path: str | Path, method, *, name: str, image_size: int, sour
             "checksum": checksum(arrays)}
     probe = PortableExtractor(_build(meta, arrays), meta)
     meta["fingerprint_dim"] = int(probe.features(torch.zeros(1, 3, image_size, image_size)).shape[1])
-    path = Path(path)
-    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+    arrayfile.write(path, meta, arrays)
     return load_extractor(path)
 
 
@@ -191,26 +187,12 @@ def _build(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]):
 def load_extractor(path: str | Path) -> PortableExtractor:
     """Read and check an extractor file; every problem is an ExtractorFileError naming the file."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise ExtractorFileError(f"extractor file {path} does not exist (make one with `zsattr extractor export`)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ExtractorFileError(f"{path} is not a readable extractor file ({exc})") from exc
-    if "meta" not in arrays:
-        raise ExtractorFileError(f"{path} holds no extractor metadata: not an extractor file")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as exc:
-        raise ExtractorFileError(f"{path}: its metadata is damaged ({exc})") from exc
-    found = meta.get("format")
-    if found != EXTRACTOR_FORMAT:
-        newer = isinstance(found, int) and found > EXTRACTOR_FORMAT
-        raise ExtractorFileError(
-            f"{path} is an extractor file of format {found}; this version of zsattr reads format "
-            f"{EXTRACTOR_FORMAT}. " + ("Upgrade zsattr to read it." if newer else
-                                       "Export the extractor again with this version."))
+        meta, arrays = arrayfile.read(path, "extractor file", "make one with `zsattr extractor export`")
+        arrayfile.check_format(path, meta, EXTRACTOR_FORMAT, "extractor file",
+                               "Export the extractor again with this version.")
+    except arrayfile.ArrayFileError as exc:
+        raise ExtractorFileError(str(exc)) from exc
     if meta.get("kind") not in KINDS:
         raise ExtractorFileError(f"{path}: unknown extractor kind {meta.get('kind')!r}; expected one of {KINDS}")
     if checksum(arrays) != meta.get("checksum"):
