@@ -225,17 +225,24 @@ def _cmd_extractor_show(args: argparse.Namespace) -> int:
 def _cmd_gallery_create(args: argparse.Namespace) -> int:
     from .attribution import tool
 
-    try:
+    def create():
         if args.k is not None and args.k < 1:
             raise ValueError(f"--k must be at least 1, got {args.k}")
         if not 0.0 < args.far < 1.0:
             raise ValueError(f"--far must be in (0, 1), got {args.far}")
-        gallery = tool.create_gallery(args.gallery, args.source, args.extractor, k=args.k, crop=args.crop,
-                                      far=args.far, overwrite=args.force, device=args.device,
-                                      batch_size=args.batch_size)
+        return tool.create_gallery(args.gallery, args.source, args.extractor, k=args.k, crop=args.crop, far=args.far,
+                                   overwrite=args.force, device=args.device, batch_size=args.batch_size)
+
+    return _change_gallery("gallery create", args.gallery, create)
+
+
+def _change_gallery(command: str, path, change) -> int:
+    """Run a gallery change (create, add, remove), then print the gallery's summary line."""
+    try:
+        gallery = change()
     except TOOL_ERRORS as exc:
-        return _fail("gallery create", exc)
-    _print_gallery_summary(args.gallery, gallery)
+        return _fail(command, exc)
+    _print_gallery_summary(path, gallery)
     return 0
 
 
@@ -253,24 +260,14 @@ def _print_gallery_summary(path, gallery) -> None:
 def _cmd_gallery_add(args: argparse.Namespace) -> int:
     from .attribution import tool
 
-    try:
-        gallery = tool.enrol(args.gallery, args.name, args.paths, args.extractor, k=args.k, device=args.device,
-                             batch_size=args.batch_size)
-    except TOOL_ERRORS as exc:
-        return _fail("gallery add", exc)
-    _print_gallery_summary(args.gallery, gallery)
-    return 0
+    return _change_gallery("gallery add", args.gallery, lambda: tool.enrol(
+        args.gallery, args.name, args.paths, args.extractor, k=args.k, device=args.device, batch_size=args.batch_size))
 
 
 def _cmd_gallery_remove(args: argparse.Namespace) -> int:
     from .attribution import tool
 
-    try:
-        gallery = tool.remove(args.gallery, args.names)
-    except TOOL_ERRORS as exc:
-        return _fail("gallery remove", exc)
-    _print_gallery_summary(args.gallery, gallery)
-    return 0
+    return _change_gallery("gallery remove", args.gallery, lambda: tool.remove(args.gallery, args.names))
 
 
 def _cmd_gallery_list(args: argparse.Namespace) -> int:

@@ -1,7 +1,16 @@
+import json
+
 import numpy as np
 import pytest
 
-from zsattr.attribution.gallery import Gallery, split_support_queries, verification_pairs
+from zsattr.attribution.gallery import (
+    UNKNOWN,
+    Gallery,
+    GalleryError,
+    calibrate_rejection,
+    split_support_queries,
+    verification_pairs,
+)
 
 
 def _clusters(rng, n_classes=4, per_class=20, dim=8):
@@ -70,10 +79,6 @@ def test_pairs_cap_at_what_exists():
 
 
 # -- format 2: open set, removal, the file's checks ----------------------------------------------
-
-import json  # noqa: E402
-
-from zsattr.attribution.gallery import UNKNOWN, GalleryError, calibrate_rejection  # noqa: E402
 
 
 def test_rejection_threshold_by_hand():
