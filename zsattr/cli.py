@@ -1,6 +1,7 @@
 """Command line: `zsattr reproduce`, `zsattr evaluate`, `zsattr presets`, `zsattr train-extractor`,
-`zsattr compare-runs`, `zsattr scan`; the attribution tool: `zsattr extractor export|show`,
-`zsattr gallery create|add|remove|list|show`, `zsattr identify`, `zsattr verify`, `zsattr info`.
+`zsattr compare-runs`, `zsattr scan`, `zsattr cache list|verify|clean`; the attribution tool:
+`zsattr extractor export|show`, `zsattr gallery create|add|remove|list|show`, `zsattr identify`,
+`zsattr verify`, `zsattr info`.
 
 Exit codes: 0 done (for `verify`: the same model); 1 `verify` found different models, or a run
 or comparison failed; 2 bad input (arguments, files, a gallery or extractor that cannot be used),
@@ -16,9 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
+from pathlib import Path
 
-from .core.config import PRESETS, flat_values, keys, resolve
+from .core.config import DEVICE, PRESETS, SPACES, ConfigError, flat_values, keys, one_of, resolve
+from .core.paths import DataDirError
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -93,9 +97,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"zsattr scan: {exc}", file=sys.stderr)
         return 2
-    for source, paths in folder.sources.items():
-        print(f"{source:<30} {len(paths):>7} images")
-    print(f"skipped: {sum(folder.skipped.values())} {dict(folder.skipped)}")
+    print(folder.summary())  # per model: images, lossy files, skips by reason; then the totals
     return 0
 
 
@@ -134,19 +136,46 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _checked_config(preset: str, overrides: dict):
+    """The preset with `overrides` applied and checked (ConfigError), including what the config
+    alone cannot check: that a folder setting names a folder, and that torch can use `device`."""
+    cfg = resolve(preset, **overrides)
+    folder = cfg.photos.real_image_dir
+    if folder is not None and not Path(folder).expanduser().is_dir():
+        raise ConfigError(f"photos.real_image_dir must be an existing folder, got {folder!r}")
+    _check_device(cfg.device)
+    return cfg
+
+
+def _check_device(device: str) -> None:
+    """A ConfigError unless torch can use `device` on this machine (`auto` always can)."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {device!r}: no CUDA device on this machine; use auto or cpu")
+        if index and int(index) >= count:
+            raise ConfigError(f"device {device!r}: this machine has {count} CUDA device(s), "
+                              f"cuda:0..cuda:{count - 1}")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps': Apple MPS is not available on this machine; use auto or cpu")
+
+
 def _cmd_train_extractor(args: argparse.Namespace) -> int:
     """Also the entry point under `torchrun --nproc_per_node N` (one process per GPU/CPU slot)."""
-    from .core.device import resolve_device  # torch: only once the arguments are checked
-    from .core.distributed import init_from_env, shutdown
-    from .extractor.stage import train_extractor
-
-    try:
-        cfg = resolve(args.preset, **_parse_overrides(args.set))
+    try:  # --space and --steps are checked by the parser
+        cfg = _checked_config(args.preset, _parse_overrides(args.set))
         if args.training_seed < 0:
             raise ValueError(f"--training-seed must be >= 0, got {args.training_seed}")
     except (KeyError, TypeError, ValueError) as exc:
         print(f"zsattr train-extractor: {exc}", file=sys.stderr)
         return 2
+    from .core.device import resolve_device  # the stage (torch and all): only once the arguments are checked
+    from .core.distributed import init_from_env, shutdown
+    from .extractor.stage import train_extractor
+
     info = init_from_env(resolve_device(cfg.device))
     try:
         trained = train_extractor(cfg.replace(device=info.device), space=args.space, steps=args.steps,
@@ -169,14 +198,39 @@ def _fail(command: str, exc: BaseException) -> int:
     return 2
 
 
+def _preflight(*, device: str | None = None, inputs=(), extractor: str | None = None, gallery: str | None = None,
+               writes: str | None = None) -> None:
+    """A tool command's arguments, checked before any work (an extractor named by a preset is
+    exported, which may train it, on first use): the query images or folders exist, --extractor is
+    a file or a preset, --gallery exists, the file to write has a folder, torch can use --device."""
+    missing = [str(p) for p in inputs if not Path(p).expanduser().exists()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise FileNotFoundError(f"not found: {', '.join(missing[:3])}{more}; expected image files or folders")
+    if extractor is not None and str(extractor) not in PRESETS and not Path(extractor).expanduser().is_file():
+        raise FileNotFoundError(f"--extractor {extractor!r} is neither an extractor file nor a preset; a preset is "
+                                f"{one_of(extractor, PRESETS)}")
+    if gallery is not None and not Path(gallery).expanduser().is_file():
+        raise FileNotFoundError(f"gallery {gallery} does not exist; create it with `zsattr gallery create`")
+    if writes is not None:
+        folder = Path(writes).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise FileNotFoundError(f"cannot write {writes}: its folder {folder} does not exist")
+    if device is not None:
+        _check_device(device)
+
+
 def _threshold(value: str):
-    """'auto' | 'none' | a number, for --reject and --threshold."""
+    """'auto' | 'none' | a cosine similarity in [-1, 1], for --reject and --threshold."""
     if value in ("auto", "none"):
         return value
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto, none or a number, got {value!r}") from None
+        number = float("nan")
+    if not -1.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected auto, none or a cosine similarity in [-1, 1], got {value!r}")
+    return number
 
 
 def _print_table(table, fmt: str) -> None:
@@ -197,9 +251,10 @@ def _cmd_extractor_export(args: argparse.Namespace) -> int:
 
     try:
         overrides = _parse_overrides(args.set)
-        resolve(args.preset, **overrides)  # check every argument before any work
+        _checked_config(args.preset, overrides)  # check every argument before any work
         if args.training_seed < 0:
             raise ValueError(f"--training-seed must be >= 0, got {args.training_seed}")
+        _preflight(writes=args.output)
         extractor = tool.export_extractor(args.preset, args.output, args.kind, args.training_seed, **overrides)
     except (*TOOL_ERRORS, TypeError) as exc:
         return _fail("extractor export", exc)
@@ -226,10 +281,9 @@ def _cmd_gallery_create(args: argparse.Namespace) -> int:
     from .attribution import tool
 
     def create():
-        if args.k is not None and args.k < 1:
-            raise ValueError(f"--k must be at least 1, got {args.k}")
         if not 0.0 < args.far < 1.0:
             raise ValueError(f"--far must be in (0, 1), got {args.far}")
+        _preflight(device=args.device, extractor=args.extractor, writes=args.gallery)
         return tool.create_gallery(args.gallery, args.source, args.extractor, k=args.k, crop=args.crop, far=args.far,
                                    overwrite=args.force, device=args.device, batch_size=args.batch_size)
 
@@ -260,8 +314,12 @@ def _print_gallery_summary(path, gallery) -> None:
 def _cmd_gallery_add(args: argparse.Namespace) -> int:
     from .attribution import tool
 
-    return _change_gallery("gallery add", args.gallery, lambda: tool.enrol(
-        args.gallery, args.name, args.paths, args.extractor, k=args.k, device=args.device, batch_size=args.batch_size))
+    def add():
+        _preflight(device=args.device, inputs=args.paths, extractor=args.extractor)
+        return tool.enrol(args.gallery, args.name, args.paths, args.extractor, k=args.k, device=args.device,
+                          batch_size=args.batch_size)
+
+    return _change_gallery("gallery add", args.gallery, add)
 
 
 def _cmd_gallery_remove(args: argparse.Namespace) -> int:
@@ -298,6 +356,7 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     from .attribution import tool
 
     try:
+        _preflight(device=args.device, inputs=args.paths, extractor=args.extractor, gallery=args.gallery)
         table = tool.attribute(args.gallery, args.paths, args.extractor, top=args.top, reject=args.reject,
                                device=args.device, batch_size=args.batch_size)
     except TOOL_ERRORS as exc:
@@ -314,6 +373,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     try:
         extractor = args.extractor if args.extractor or args.gallery else "cpu"
+        _preflight(device=args.device, inputs=[args.a, args.b], extractor=extractor, gallery=args.gallery)
         result = tool.verify(args.a, args.b, extractor, threshold=args.threshold, crop=args.crop,
                              device=args.device, batch_size=args.batch_size, gallery=args.gallery)
     except TOOL_ERRORS as exc:
@@ -347,6 +407,89 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the cache: zsattr cache list|verify|clean ----------------------------------------------------
+
+def _cache_columns(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _short_commit(commit: str) -> str:
+    head, _, dirty = str(commit).partition("+")
+    return head[:12] + (f"+{dirty}" if dirty else "")
+
+
+def _cmd_cache_list(args: argparse.Namespace) -> int:
+    from .core import cache_admin as admin
+    from .core.cache import ArtefactStore
+
+    store = ArtefactStore()
+    try:
+        arts, left = admin.artefacts(store), admin.leftovers(store)
+    except TOOL_ERRORS as exc:
+        return _fail("cache list", exc)
+    rows = [("KEY", "STAGE", "PRESET", "SIZE", "CREATED", "COMMIT")]
+    for art in arts:
+        m = art.manifest or {"stage": "(unreadable manifest)"}
+        rows.append((art.key, str(m.get("stage", "?")), str(m.get("preset", "?")), admin.format_size(art.size),
+                     str(m.get("created", "?")), _short_commit(m.get("git_commit", "?"))))
+    _cache_columns(rows)
+    total = admin.format_size(sum(a.size for a in arts))
+    print(f"{len(arts)} artefact{'' if len(arts) == 1 else 's'}, {total} in {store.root}")
+    if left:
+        print("leftovers (`zsattr cache clean` removes those no running build uses):")
+        _cache_columns([(str(item.path.relative_to(store.root)), item.what, admin.format_size(item.size),
+                         f"in use by {item.in_use_by}" if item.in_use_by else "") for item in left])
+    return 0
+
+
+def _cmd_cache_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when no artefact is damaged, 1 when one is."""
+    from .core import cache_admin as admin
+    from .core.cache import ArtefactStore
+
+    try:
+        results = admin.verify(ArtefactStore())
+    except TOOL_ERRORS as exc:
+        return _fail("cache verify", exc)
+    for art, status, detail in results:
+        print(f"{status:<9}  {art.key}  {detail}")
+    counts = {s: sum(1 for _, status, _ in results if status == s) for s in ("OK", "DAMAGED", "NO-HASHES")}
+    print(f"{counts['OK']} ok, {counts['DAMAGED']} damaged, {counts['NO-HASHES']} without recorded hashes")
+    return 1 if counts["DAMAGED"] else 0
+
+
+def _cmd_cache_clean(args: argparse.Namespace) -> int:
+    from .core import cache_admin as admin
+    from .core.cache import ArtefactStore
+
+    store = ArtefactStore()
+    try:
+        removals = admin.clean(store, older_than_days=args.older_than, dry_run=args.dry_run)
+    except TOOL_ERRORS as exc:
+        return _fail("cache clean", exc)
+    for r in removals:
+        if r.note:
+            verb = f"kept ({r.note})"
+        else:
+            verb = "would remove" if args.dry_run else "removed" if r.done else "kept"
+        print(f"{verb}: {r.path.relative_to(store.root)}  {r.why}  {admin.format_size(r.size)}")
+    freed = sum(r.size for r in removals if r.done or (args.dry_run and not r.note))
+    print(f"{'would free' if args.dry_run else 'freed'} {admin.format_size(freed)}" if removals else "nothing to clean")
+    return 0
+
+
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not days >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {value!r}")
+    return days
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -357,9 +500,16 @@ def _positive(value: str) -> int:
     return number
 
 
+def _device(value: str) -> str:
+    if not re.fullmatch(DEVICE[0], value):
+        raise argparse.ArgumentTypeError(f"expected {DEVICE[1]}, got {value!r}")
+    return value
+
+
 def _add_run_options(parser) -> None:
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"],
-                        help="where a network extractor runs (a linear one always uses the CPU)")
+    parser.add_argument("--device", default="cpu", type=_device, metavar="DEVICE",
+                        help="where a network extractor runs: auto, cpu, cuda, cuda:N or mps (a linear one always "
+                             "uses the CPU)")
     parser.add_argument("--batch-size", type=_positive, default=256, help="images read and fingerprinted at a time")
 
 
@@ -386,7 +536,7 @@ def _add_tool_commands(sub) -> None:
     create.add_argument("gallery", help="the gallery file to write, e.g. my.gallery")
     create.add_argument("--from", dest="source", required=True, metavar="DIR", help="one sub-folder per model")
     create.add_argument("--extractor", default="cpu", help=extractor_help)
-    create.add_argument("--k", type=int, default=None, help="images per model (default: all)")
+    create.add_argument("--k", type=_positive, default=None, help="images per model (default: all)")
     create.add_argument("--crop", default="centre", choices=["centre", "grid"],
                         help="centre crop, or the mean over a grid of crops (never a resize)")
     create.add_argument("--far", type=float, default=0.05,
@@ -398,7 +548,7 @@ def _add_tool_commands(sub) -> None:
     add.add_argument("gallery")
     add.add_argument("--name", required=True)
     add.add_argument("paths", nargs="+")
-    add.add_argument("--k", type=int, default=None)
+    add.add_argument("--k", type=_positive, default=None)
     add.add_argument("--extractor", default=None, help="default: the gallery's own extractor file")
     _add_run_options(add)
     add.set_defaults(func=_cmd_gallery_add)
@@ -443,13 +593,25 @@ def _add_tool_commands(sub) -> None:
     inf.set_defaults(func=_cmd_info)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse (its sub-command parsers too) with errors as one line, without the usage block,
+    and with choices listed closest to the given value first."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+    def _check_value(self, action, value):  # argparse's own check of `choices`, reworded
+        if action.choices is not None and value not in action.choices:
+            raise argparse.ArgumentError(action, f"invalid choice {value!r}; choose {one_of(value, action.choices)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zsattr", description=__doc__)
+    parser = _Parser(prog="zsattr", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
     rep = sub.add_parser("reproduce", help="run the numbered notebooks in order with papermill")
-    rep.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "paper"])
+    rep.add_argument("--preset", default="cpu", choices=list(PRESETS))
     rep.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 00 02")
     rep.add_argument("--from", metavar="NN", help="start at this notebook, e.g. --from 03")
     rep.set_defaults(func=_cmd_reproduce)
@@ -457,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="run notebook 05's evaluation on a folder of generated images "
                         "(one sub-folder per model), beside the zoo")
     ev.add_argument("folder")
-    ev.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "paper"])
+    ev.add_argument("--preset", default="cpu", choices=list(PRESETS))
     ev.add_argument("--without-zoo", action="store_true", help="evaluate the folder's models alone")
     ev.set_defaults(func=_cmd_evaluate)
 
@@ -467,9 +629,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tex = sub.add_parser("train-extractor", help="train (or reuse) the cached fingerprint extractor; "
                          "run it under `torchrun --nproc_per_node N` to train on N processes")
-    tex.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "paper"])
-    tex.add_argument("--space", default="full", help="model space: full, 'w/o U', 'w/o seed', ...")
-    tex.add_argument("--steps", type=int, default=None, help="override the preset's extractor.steps")
+    tex.add_argument("--preset", default="cpu", choices=list(PRESETS))
+    tex.add_argument("--space", default="full", choices=SPACES, metavar="SPACE",
+                     help="model space: " + ", ".join(map(repr, SPACES)))
+    tex.add_argument("--steps", type=_positive, default=None, help="override the preset's extractor.steps")
     tex.add_argument("--training-seed", type=int, default=0,
                      help="training seed 0..extractor.training_seeds-1 (initial weights and batches; notebooks "
                      "05-07 use every one)")
@@ -487,6 +650,19 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("folder")
     scan.add_argument("--min-size", type=int, default=None, help="smallest acceptable side, pixels")
     scan.set_defaults(func=_cmd_scan)
+
+    cache = sub.add_parser("cache", help="list, verify or clean the artefact cache (under ZSATTR_DATA_DIR)")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    cache_sub.add_parser("list", help="one line per artefact, then leftovers of builds").set_defaults(
+        func=_cmd_cache_list)
+    cache_sub.add_parser("verify", help="re-hash every artefact's files (exit 1 if one is damaged)").set_defaults(
+        func=_cmd_cache_verify)
+    clean = cache_sub.add_parser("clean", help="remove leftovers of dead builds (their checkpoints too); "
+                                 "never anything a running build holds")
+    clean.add_argument("--older-than", type=_days, default=None, metavar="DAYS",
+                       help="also remove artefacts created more than DAYS days ago")
+    clean.add_argument("--dry-run", action="store_true", help="print what would go, remove nothing")
+    clean.set_defaults(func=_cmd_cache_clean)
     _add_tool_commands(sub)
     return parser
 
@@ -497,6 +673,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except DataDirError as exc:  # any command that reads or writes the data directory
+        return _fail(args.command, exc)
+    except ConfigError as exc:  # a bad setting that a command did not catch itself: still one line
+        return _fail(args.command, exc)
     except BrokenPipeError:  # e.g. `zsattr identify ... | head`: the reader left; not an error
         import os
 

@@ -53,7 +53,7 @@ def test_export_writes_a_self_contained_calibrated_extractor(smoke_extractor):
     again = load_extractor(root / "smoke.zsx")
     assert again.id == extractor.id and again.meta["kind"] == "linear" and again.meta["preset"] == "smoke"
     v = again.meta["verification"]
-    assert -1 <= v["threshold"] <= 1 and v["pairs"] > 100 and v["accuracy"] > 0.5  # better than a coin on held-out
+    assert v["pairs"] > 100 and v["accuracy"] > 0.5  # better than a coin on held-out
     assert zsattr.load_extractor(root / "smoke.zsx").id == extractor.id  # the package-level API
 
 
@@ -195,7 +195,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(smoke_extractor, images, tmp_p
         (["identify", "--gallery", str(broken), str(held / "gen_a")], "not a readable gallery"),
         (["identify", "--gallery", str(tmp_path / "none.gallery"), str(held)], "does not exist"),
         (["verify", str(held / "gen_a"), str(tmp_path / "nope"), "--extractor", str(root / "smoke.zsx")],
-         "does not exist"),
+         "not found: "),
         (["extractor", "show", str(broken)], "not a readable extractor file"),
         (["gallery", "create", str(tmp_path / "x.gallery"), "--from", str(held / "gen_a"),
           "--extractor", str(root / "smoke.zsx")], "no sub-folders"),

@@ -1,13 +1,20 @@
+import hashlib
 import json
+import logging
+import os
+import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 
 import pytest
+import torch
 
-from zsattr.core import config
-from zsattr.core.cache import ArtefactStore
+from zsattr.core import atomic, cache_admin, config
+from zsattr.core.cache import ArtefactStore, DamagedArtefactError
 from zsattr.core.keys import Stage, stage_key
+from zsattr.core.paths import repo_root
 
 DEMO = Stage("demo", 1, settings=("image_size",))
 SEEDED = Stage("demo", 1, settings=("seed",))
@@ -118,3 +125,93 @@ def test_atomic_json_write_keeps_old_file_on_failure(tmp_path):
             raise TypeError("interrupted")
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_the_manifest_records_a_sha256_per_file(store):
+    def build(out, work):
+        (out / "a.txt").write_text("payload")
+        (out / "sub").mkdir()
+        (out / "sub" / "w.bin").write_bytes(b"\0" * 3_000_000)  # more than one 1 MiB chunk
+
+    art = store.get_or_build(config.resolve("smoke"), DEMO, build)
+    assert art.manifest["sha256"] == {"a.txt": hashlib.sha256(b"payload").hexdigest(),
+                                      "sub/w.bin": hashlib.sha256(b"\0" * 3_000_000).hexdigest()}
+    assert json.loads((art.path / "manifest.json").read_text())["sha256"] == art.manifest["sha256"]
+
+
+def test_a_changed_or_missing_file_is_an_error_naming_it_and_get_or_build_rebuilds(store, caplog):
+    cfg, calls = config.resolve("smoke"), []
+    art = store.get_or_build(cfg, DEMO, _writer(calls))
+    (art.path / "a.txt").write_text("swapped weights")
+    with pytest.raises(DamagedArtefactError, match=re.escape(str(art.path / "a.txt")) + ".*differs"):
+        store.load(art.key)
+    with caplog.at_level(logging.WARNING, logger="zsattr.core.cache"):
+        again = store.get_or_build(cfg, DEMO, _writer(calls))
+    assert len(calls) == 2 and again.built_now and (again.path / "a.txt").read_text() == "payload"
+    assert "a.txt differs" in caplog.text and f"rebuilding artefact {art.key}" in caplog.text
+    (art.path / "a.txt").unlink()
+    with pytest.raises(DamagedArtefactError, match=re.escape(str(art.path / "a.txt")) + " is missing"):
+        store.load(art.key)
+    assert store.get_or_build(cfg, DEMO, _writer(calls)).built_now and len(calls) == 3
+
+
+def test_each_file_version_is_hashed_once_per_process_and_verify_rereads(store):
+    art = store.get_or_build(config.resolve("smoke"), DEMO, _writer([]))
+    target = art.path / "a.txt"
+    stat = target.stat()
+    target.write_text("PAYLOAD")  # same size, and the old mtime put back: the same (path, size, mtime_ns)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    store.load(art.key)  # the memo answers: the file is not read again
+    [(_, status, detail)] = cache_admin.verify(store)
+    assert status == "DAMAGED" and str(target) in detail
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new version: read again
+    with pytest.raises(DamagedArtefactError):
+        store.load(art.key)
+
+
+def test_an_artefact_from_before_hashes_loads_with_one_warning_per_key(store, caplog):
+    cfg, calls = config.resolve("smoke"), []
+    legacy = Stage("legacy", 1, settings=("seed",))  # a key no other test has warned about
+    art = store.get_or_build(cfg, legacy, _writer(calls))
+    manifest = dict(art.manifest)
+    del manifest["sha256"]
+    atomic.write_json(art.path / "manifest.json", manifest)
+    with caplog.at_level(logging.WARNING, logger="zsattr.core.cache"):
+        store.load(art.key)
+        reused = store.get_or_build(cfg, legacy, _writer(calls))
+    assert not reused.built_now and len(calls) == 1
+    warnings = [r.getMessage() for r in caplog.records if "no recorded file hashes" in r.getMessage()]
+    assert len(warnings) == 1 and art.key in warnings[0]
+
+
+def test_a_corrupt_manifest_is_an_error_naming_it_and_get_or_build_rebuilds(store, caplog):
+    cfg, calls = config.resolve("smoke"), []
+    art = store.get_or_build(cfg, DEMO, _writer(calls))
+    (art.path / "manifest.json").write_text('{"key": "demo-')  # cut short
+    with pytest.raises(DamagedArtefactError, match=re.escape(str(art.path / "manifest.json"))):
+        store.load(art.key)
+    with caplog.at_level(logging.WARNING, logger="zsattr.core.cache"):
+        assert store.get_or_build(cfg, DEMO, _writer(calls)).built_now
+    assert len(calls) == 2 and "manifest.json is not a readable manifest" in caplog.text
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_atomic_writes_end_with_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        atomic.write_json(tmp_path / "r.json", {"v": 1})
+        art = ArtefactStore(tmp_path / "cache").get_or_build(config.resolve("smoke"), DEMO, _writer([]))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
+    assert (art.path / "manifest.json").stat().st_mode & 0o777 == mode
+
+
+def test_checkpoints_load_weights_only_on_a_torch_where_that_is_safe():
+    """`atomic.torch_load` relies on weights_only=True, which is not safe before torch 2.6: the
+    package must not admit an older torch (requirements.txt pins the tested one)."""
+    deps = tomllib.loads((repo_root() / "pyproject.toml").read_text())["project"]["dependencies"]
+    [torch_dep] = [d for d in deps if re.match(r"torch\b(?!vision)", d)]
+    lower = re.fullmatch(r"torch\s*>=\s*(\d+)\.(\d+).*", torch_dep)
+    assert lower and (int(lower[1]), int(lower[2])) >= (2, 6), torch_dep
+    assert tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 6)

@@ -1,5 +1,9 @@
 """Atomic writes: write to a temporary sibling, fsync, then `os.replace`. A reader sees the
-old file or the new one, never half of one. Checkpoints and reports go through here."""
+old file or the new one, never half of one. Checkpoints and reports go through here.
+
+The file ends with the mode a plain `open(path, "w")` would give (0o666 less the umask), not
+the 0600 of `tempfile.mkstemp`, so a cache shared through group or world permissions stays
+readable to the others."""
 
 from __future__ import annotations
 
@@ -23,12 +27,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (`os.umask` can only be
+    read by setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

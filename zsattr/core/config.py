@@ -10,30 +10,55 @@ Keys. A top-level setting by its name (`seed`, `device`, `image_size`); a stage'
 zoo.models='["vae","ldm"]'`). `zsattr presets` lists every key with its value per preset.
 
 Defaults are the `smoke` scale (the stored default of every notebook); a preset states only
-what differs from them. Every field is checked on construction: its type (from the
-annotation; an int is accepted for a float, a list for a tuple) and its range or choices
-(from the field's metadata), with an error naming the key. A stage's cache key hashes the
-fields of its section that are `keyed` (see `zsattr.core.keys`): fields that never change an
-artefact (worker counts, how many images a notebook shows) are not.
+what differs from them. Every field is checked on construction (presets, `resolve` overrides,
+`replace`, the CLI's `--set` alike): its type from the annotation (an int is accepted for a
+float, a list for a tuple; never an int for a bool or a string for a number; None only where
+the annotation is Optional) and its range, choices or pattern from the field's `setting(...)`,
+declared next to the field. A bad key or value raises `ConfigError` (a ValueError) whose one
+line names the key, the value and what was expected. A stage's cache key hashes the fields of
+its section that are `keyed` (see `zsattr.core.keys`): fields that never change an artefact
+(worker counts, how many images a notebook shows) are not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# what `device` takes (regex, how to say it): torch device names the stages run on
+DEVICE = (r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps")
+# model spaces the extractor trains on: the full space and Table II's ablations
+# (zsattr.synthesis.codes.ablation_subsets; a test checks the two agree)
+SPACES = ("full", "w/o K", "w/o L", "w/o S", "w/o U", "w/o A", "w/o N", "w/o seed")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used; the message is one line that names the
+    key, the value and what was expected."""
+
+
+def one_of(value: Any, options) -> str:
+    """"one of 'a', 'b', 'c'", the options close to `value` (difflib) first, and said so."""
+    options = [str(o) for o in options]
+    close = difflib.get_close_matches(str(value), options, n=3)
+    ordered = close + [o for o in options if o not in close]
+    return "one of " + ", ".join(map(repr, ordered)) + (" (closest first)" if close else "")
 
 
 def setting(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-            lt: float | None = None, choices: tuple | None = None, keyed: bool = True):
-    """A config field with its checks: bounds (ge/gt/le/lt), allowed values, and whether the
-    stage's cache key hashes it (`keyed=False`: the field never changes what the stage builds)."""
+            lt: float | None = None, choices: tuple | None = None, multiple_of: int | None = None,
+            odd: bool = False, pattern: tuple[str, str] | None = None, keyed: bool = True):
+    """A config field with its checks: bounds (ge/gt/le/lt), allowed values (`choices`), a
+    divisor (`multiple_of`), `odd`, a `pattern` (regex, how to say it), and whether the stage's
+    cache key hashes it (`keyed=False`: the field never changes what the stage builds). The
+    checks apply to each element of a tuple field."""
     return field(default=default, metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices,
+                                            "multiple_of": multiple_of, "odd": odd, "pattern": pattern,
                                             "keyed": keyed})
 
 
@@ -41,12 +66,18 @@ def _type_name(kind) -> str:
     return getattr(kind, "__name__", str(kind)).replace("NoneType", "None")
 
 
+def _got(value: Any) -> str:
+    if value is None:  # `--set key=null` or None: say where it is allowed
+        return "got null/None (allowed only for optional settings)"
+    return f"got {value!r}"
+
+
 def _coerce(key: str, kind, value: Any) -> Any:
-    """`value` as the annotated `kind`, or a TypeError that names the key."""
+    """`value` as the annotated `kind`, or a ConfigError that names the key."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{key} must be a list of {_type_name(args[0])}, got {value!r}")
+            raise ConfigError(f"{key} must be a list of {_type_name(args[0])}, {_got(value)}")
         return tuple(_coerce(f"{key}[{i}]", args[0], v) for i, v in enumerate(value))
     if args and type(None) in args:  # X | None
         if value is None:
@@ -54,21 +85,25 @@ def _coerce(key: str, kind, value: Any) -> Any:
         return _coerce(key, next(a for a in args if a is not type(None)), value)
     if kind is bool:
         if not isinstance(value, bool):
-            raise TypeError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(f"{key} must be true or false, {_got(value)}")
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{key} must be an integer, got {value!r}")
+            raise ConfigError(f"{key} must be an integer, {_got(value)}")
         return value
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise TypeError(f"{key} must be a finite number, got {value!r}")
+            raise ConfigError(f"{key} must be a finite number, {_got(value)}")
         return float(value)
     if kind is str:
         if not isinstance(value, str):
-            raise TypeError(f"{key} must be a string, got {value!r}")
+            raise ConfigError(f"{key} must be a string, {_got(value)}")
         return value
-    raise TypeError(f"{key}: unsupported config type {kind!r}")
+    raise ConfigError(f"{key}: unsupported config type {kind!r}")
+
+
+_BOUNDS = (("ge", ">=", lambda a, b: a >= b), ("gt", ">", lambda a, b: a > b),
+          ("le", "<=", lambda a, b: a <= b), ("lt", "<", lambda a, b: a < b))
 
 
 def _check_range(key: str, value: Any, meta: dict) -> None:
@@ -77,11 +112,22 @@ def _check_range(key: str, value: Any, meta: dict) -> None:
         if v is None:
             continue
         if meta.get("choices") is not None and v not in meta["choices"]:
-            raise ValueError(f"{key} must be one of {list(meta['choices'])}, got {v!r}")
-        for bound, ok, word in (("ge", lambda a, b: a >= b, ">="), ("gt", lambda a, b: a > b, ">"),
-                                ("le", lambda a, b: a <= b, "<="), ("lt", lambda a, b: a < b, "<")):
+            raise ConfigError(f"{key} must be {one_of(v, meta['choices'])}, got {v!r}")
+        for bound, word, ok in _BOUNDS:
             if meta.get(bound) is not None and not ok(v, meta[bound]):
-                raise ValueError(f"{key} must be {word} {meta[bound]}, got {v!r}")
+                raise ConfigError(f"{key} must be {word} {meta[bound]}, got {v!r}")
+        if meta.get("multiple_of") and v % meta["multiple_of"]:
+            raise ConfigError(f"{key} must be a multiple of {meta['multiple_of']}, got {v!r}")
+        if meta.get("odd") and v % 2 != 1:
+            raise ConfigError(f"{key} must be odd, got {v!r}")
+        if meta.get("pattern") and not re.fullmatch(meta["pattern"][0], v):
+            raise ConfigError(f"{key} must be {meta['pattern'][1]}, got {v!r}")
+
+
+def _check_field(key: str, kind, value: Any, meta: dict) -> Any:
+    value = _coerce(key, kind, value)
+    _check_range(key, value, meta)
+    return value
 
 
 class Section:
@@ -93,13 +139,11 @@ class Section:
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             key = f"{self.NAME}.{f.name}" if self.NAME else f.name
-            value = _coerce(key, hints[f.name], getattr(self, f.name))
-            _check_range(key, value, f.metadata)
-            object.__setattr__(self, f.name, value)
+            object.__setattr__(self, f.name, _check_field(key, hints[f.name], getattr(self, f.name), f.metadata))
         self.check()
 
     def check(self) -> None:
-        """Checks across fields; a section overrides it where it has some."""
+        """Checks across fields (raising ConfigError); a section overrides it where it has some."""
 
     def keyed(self) -> dict[str, Any]:
         """The fields a stage's cache key hashes (see `setting(keyed=...)`)."""
@@ -126,13 +170,9 @@ class FingerprintConfig(Section):
 
     NAME = "fingerprint"
     residual_filter: str = setting("highpass", choices=("highpass", "dncnn"))  # what makes the noise residual
-    highpass_kernel: int = setting(3, ge=3)  # box size of the fixed high-pass residual filter (odd)
+    highpass_kernel: int = setting(3, ge=3, odd=True)  # box size of the fixed high-pass residual filter
     # what the extractor sees: log|DFT| | |DFT| (the authors')
     spectrum: str = setting("log", choices=("log", "raw"))
-
-    def check(self) -> None:
-        if self.highpass_kernel % 2 != 1:
-            raise ValueError(f"fingerprint.highpass_kernel must be odd, got {self.highpass_kernel}")
 
 
 @dataclass(frozen=True)
@@ -155,7 +195,7 @@ class BankConfig(Section):
     NAME = "bank"
     codes: int = setting(6, ge=0, le=288)  # architectures: 0 = all 288, else a coverage-spread subset
     seeds: int = setting(2, ge=1)  # training seeds per architecture (seeds 0..n-1)
-    train_size: int = setting(16, ge=4)  # crop side the bank trains on (models are fully convolutional)
+    train_size: int = setting(16, ge=4, multiple_of=4)  # crop side the bank trains on (models are fully convolutional)
     batch: int = setting(8, ge=1)  # crops per model per training step
     steps: int = setting(24, ge=0)  # step budget per model (Adam, cosine decay)
     lr: float = setting(1e-2, gt=0.0)  # Adam learning rate at the start of the cosine decay
@@ -163,10 +203,6 @@ class BankConfig(Section):
     check_every: int = setting(8, ge=1)  # steps between eta checks
     pool_crops: int = setting(1024, ge=1)  # real train-split crops the bank draws its batches from
     workers: int = setting(1, ge=1, keyed=False)  # processes training the bank (1 = in this process)
-
-    def check(self) -> None:
-        if self.train_size % 4:
-            raise ValueError(f"bank.train_size must be a multiple of 4, got {self.train_size}")
 
 
 # the image-to-image tier (super-resolvers, autoencoders, denoisers) follows the unconditional models
@@ -183,7 +219,8 @@ class ZooConfig(Section):
     """The real-model zoo (zsattr.zoo)."""
 
     NAME = "zoo"
-    models: tuple[str, ...] = setting(SMOKE_ZOO)  # registry names trained
+    # registry names trained (FULL_ZOO is the whole registry: a test checks it)
+    models: tuple[str, ...] = setting(SMOKE_ZOO, choices=FULL_ZOO)
     steps: int = setting(160, ge=1)  # base optimisation steps per model (scaled by each model's step_weight)
     batch_size: int = setting(16, ge=1)  # images per training step
     width: int = setting(8, ge=1)  # base channel width of every zoo network
@@ -205,7 +242,7 @@ class ZooConfig(Section):
 
     def check(self) -> None:
         if not self.models:
-            raise ValueError("zoo.models must name at least one model")
+            raise ConfigError("zoo.models must name at least one model, got ()")
 
 
 @dataclass(frozen=True)
@@ -319,7 +356,7 @@ class EvaluationConfig(Section):
     # training steps of each diversity ablation (and of its full-space control)
     ablation_steps: int = setting(20, ge=1)
     # reduced synthetic spaces trained for the ablation
-    ablation_spaces: tuple[str, ...] = setting(("w/o U", "w/o seed"))
+    ablation_spaces: tuple[str, ...] = setting(("w/o U", "w/o seed"), choices=SPACES)
     # images per model perturbed in the robustness test (notebook 07)
     robustness_images: int = setting(12, ge=2)
 
@@ -330,7 +367,7 @@ class LoraConfig(Section):
 
     NAME = "lora"
     # zoo models fine-tuned with LoRA (GANs or diffusion; must be in zoo.models)
-    bases: tuple[str, ...] = setting(("ddpm", "dcgan_tconv"))
+    bases: tuple[str, ...] = setting(("ddpm", "dcgan_tconv"), choices=FULL_ZOO)
     variants: int = setting(2, ge=1)  # LoRA variants per base (each: its own seed and holdout-photo subset)
     rank: int = setting(4, ge=1)  # rank r of every adapter
     alpha: float = setting(4.0, gt=0.0)  # adapter scale alpha; the update is scaled by alpha / r
@@ -355,8 +392,8 @@ class Config(Section):
 
     preset: str = setting("smoke")
     seed: int = setting(0, ge=0)  # the seed every stage derives its own seeds from
-    device: str = setting("auto")  # auto | cpu | cuda | cuda:N | mps
-    image_size: int = setting(32, ge=8)  # side of every crop fed to models, pixels
+    device: str = setting("auto", pattern=DEVICE)  # auto | cpu | cuda | cuda:N | mps
+    image_size: int = setting(32, ge=8, multiple_of=4)  # side of every crop fed to models, pixels
     photos: PhotosConfig = field(default_factory=PhotosConfig)
     fingerprint: FingerprintConfig = field(default_factory=FingerprintConfig)
     dncnn: DncnnConfig = field(default_factory=DncnnConfig)
@@ -374,15 +411,9 @@ class Config(Section):
         for f in fields(self):
             if f.name in SECTIONS:
                 if not isinstance(getattr(self, f.name), SECTIONS[f.name]):
-                    raise TypeError(f"{f.name} must be a {SECTIONS[f.name].__name__}")
+                    raise ConfigError(f"{f.name} must be a {SECTIONS[f.name].__name__}, got {getattr(self, f.name)!r}")
                 continue
-            value = _coerce(f.name, hints[f.name], getattr(self, f.name))
-            _check_range(f.name, value, f.metadata)
-            object.__setattr__(self, f.name, value)
-        if not DEVICE_PATTERN.match(self.device):
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        if self.image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4 and >= 8, got {self.image_size}")
+            object.__setattr__(self, f.name, _check_field(f.name, hints[f.name], getattr(self, f.name), f.metadata))
 
     def replace(self, **overrides: Any) -> "Config":
         """A copy with `overrides` (keys as in the module docstring) applied and checked."""
@@ -410,13 +441,29 @@ def get(cfg: Config, key: str) -> Any:
     return getattr(getattr(cfg, section) if section else cfg, name)
 
 
+def close_keys(key: str, limit: int = 6) -> list[str]:
+    """Known keys like `key`: difflib's close matches first, then keys of the same field name in
+    other sections (`steps` -> `bank.steps`, `zoo.steps`, ...)."""
+    known = keys()
+    close = difflib.get_close_matches(key, known, n=limit)
+    same_name = [k for k in known if k.rpartition(".")[2] == key.rpartition(".")[2] and k not in close]
+    return (close + same_name)[:limit]
+
+
 def _check_keys(overrides: dict[str, Any]) -> None:
+    """One line for unknown keys, with close matches; never the whole list of keys."""
     if "preset" in overrides:
-        raise KeyError("'preset' is chosen by the first argument of resolve(), not overridden")
+        raise ConfigError("'preset' is chosen by the first argument of resolve() (the CLI's --preset), "
+                          "not overridden")
     known = set(keys())
-    unknown = sorted(set(overrides) - known)
+    unknown = [key for key in overrides if key not in known]
     if unknown:
-        raise KeyError(f"unknown config key(s) {unknown}; known keys: {keys()}")
+        parts = []
+        for key in unknown:
+            matches = close_keys(str(key))
+            parts.append(f"unknown key {key!r}; close matches: {', '.join(matches)}" if matches
+                         else f"unknown key {key!r} (no close match)")
+        raise ConfigError("; ".join(parts) + f"; `zsattr presets` lists all {len(known)} keys")
 
 
 def _build(preset: str, base: dict[str, Any], overrides: dict[str, Any]) -> Config:
@@ -496,6 +543,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 def resolve(preset: str = "smoke", **overrides: Any) -> Config:
     """The named preset with checked overrides applied (keys as in the module docstring)."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    _check_keys(PRESETS[preset])  # a preset's own typo fails loudly too
-    return _build(preset, PRESETS[preset], overrides)
+        raise ConfigError(f"unknown preset {preset!r}; choose {one_of(preset, PRESETS)}")
+    try:  # the preset's own keys and values are checked as overrides are: a bad one fails loudly, named
+        base = _build(preset, {}, PRESETS[preset])
+    except ConfigError as exc:
+        raise ConfigError(f"preset {preset!r}: {exc}") from None
+    return base.replace(**overrides) if overrides else base
