@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -41,7 +43,7 @@ def test_bad_requests_are_clear_errors(tmp_path):
     assert load_images(tmp_path, size=12)[0].shape == (5, 3, 12, 12)
     with pytest.raises(KeyError, match="no readable model folder"):
         load_images(tmp_path, ["c_model"])
-    with pytest.raises(FileNotFoundError, match="missing or unreadable"):
+    with pytest.raises(FileNotFoundError, match=r"missing or unreadable .* e\.g\. notes\.bin \(not an image file\)"):
         load_images(tmp_path, ["a_model"], files={"a_model": ["notes.bin"]}, size=12)
     with pytest.raises(ValueError, match="smaller than"):
         load_images(tmp_path, size=14)
@@ -56,3 +58,27 @@ def test_to_8bit_equals_a_png_round_trip(tmp_path):
         Image.fromarray(array).save(path)
         back = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255).permute(2, 0, 1)
         assert torch.equal(quantised[i], back)
+
+
+def test_a_small_image_is_skipped_and_the_rest_still_load(tmp_path):
+    arrays = _folder(tmp_path, sizes={("b_model", 1): 6})
+    images, labels, names = load_images(tmp_path, size=8)
+    assert labels.tolist() == [0, 0, 1, 1] and images.shape == (4, 3, 8, 8)
+    np.testing.assert_allclose(images[3].permute(1, 2, 0).numpy(), arrays[("b_model", 2)][2:10, 2:10] / 255.0,
+                               atol=1e-6)
+
+
+def test_crops_of_large_files_keep_no_full_size_float_image_alive(tmp_path):
+    side, n = 512, 4
+    for i in range(n):
+        (tmp_path / "m").mkdir(exist_ok=True)
+        Image.new("RGB", (side, side), (i, 50, 100)).save(tmp_path / "m" / f"{i}.png")
+    one_float_image = side * side * 3 * 4
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc; Pillow's decode buffer is not counted
+    try:
+        images, _, _ = load_images(tmp_path, size=16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert images.shape == (n, 3, 16, 16)
+    assert peak < one_float_image / 4  # before: every crop was a view keeping its file's float decode alive

@@ -163,8 +163,8 @@ def fingerprint_images(extractor: PortableExtractor, paths: Iterable[str | Path]
     """Fingerprints of the images at `paths` (files or folders, in order); unreadable and
     too-small files are skipped and counted; with `limit`, reading stops once that many images
     were read. Raises GalleryError when no image is readable."""
-    files = expand_paths(paths)
     read_log = ReadLog()
+    files = expand_paths(paths, read_log)  # hidden and tool files are counted as skipped
     vectors, kept, hashes, lossy = [], [], [], []
     with progress(total=len(files), desc=desc, unit="img") as bar:
         step = chunk if limit is None else max(1, min(chunk, limit))

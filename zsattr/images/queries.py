@@ -7,13 +7,19 @@ smears the up-sampling peaks), so an image is cropped, never scaled. Two crop ru
   fingerprint is then the mean of its tiles' normalised fingerprints (more of a large image).
 An image smaller than S x S is skipped (upsampling it would forge a spectrum).
 
-Reading follows the folder reader's rules (`zsattr.images.folders`): files that are not images
-or cannot be decoded (broken, truncated, too many pixels) are skipped, counted per reason and
-logged; grayscale, palette, 16-bit and RGBA images become RGB. A folder given as input is read
-recursively (hidden files and folders skipped). A JPEG (found from the bytes, not the suffix)
-is read but flagged `lossy`: JPEG's 8 x 8 block grid and quantisation overwrite much of the
-high-frequency fingerprint, so its attribution is less reliable (notebook 07 measures by how
-much). Each file's SHA-256 is kept, so a gallery can recognise its own enrolment images.
+Reading follows the folder reader's rules (`zsattr.images.folders`: the same opener, format
+allow-list and pixel budget `max_pixels`): files that are not images or cannot be decoded
+(broken, truncated, too many pixels, a format off the list) are skipped, counted per reason and
+logged; grayscale, palette, 16-bit and RGBA images become RGB. Each file is decoded once and only
+its crops are converted and kept. A folder given as input is read recursively; hidden and tool
+entries (`.*`, `__MACOSX`) are skipped and counted. A lossy file (JPEG, lossy WebP, found from
+the bytes, not the suffix) is read but flagged `lossy`: JPEG's 8 x 8 block grid and quantisation
+overwrite much of the high-frequency fingerprint, so its attribution is less reliable (notebook
+07 measures by how much). Unlike the folder scan, a suffix that does not match the bytes (JPEG
+bytes named .png) is not a skip here: the image is still read, with a warning, counted in
+`ReadLog.mismatched` and flagged by its bytes, since a user asking about one image wants an
+answer and the flag travels with it. Each file's SHA-256 is kept, so a gallery can recognise its
+own enrolment images.
 
 Large inputs stream: `iter_chunks` yields a bounded number of images at a time.
 """
@@ -30,19 +36,32 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .folders import DECODE_ERRORS, IMAGE_SUFFIXES, SIDECAR_SUFFIXES, decode_image_and_format, skip_reason
+from .folders import (
+    DECODE_ERRORS,
+    HIDDEN,
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    NOT_AN_IMAGE,
+    SIDECAR_SUFFIXES,
+    is_hidden,
+    is_lossy,
+    open_image,
+    read_crops,
+    skip_reason,
+    suffix_matches,
+    too_small,
+)
 from .photos import to_tensor
 
 log = logging.getLogger(__name__)
 
 CROPS = ("centre", "grid")
-LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given (in order), folders as their image files (recursive, sorted; hidden
-    entries and sidecar files such as metadata.json left out). A path that does not exist is a
-    FileNotFoundError naming it."""
+def expand_paths(paths: Iterable[str | Path], read_log: ReadLog | None = None) -> list[Path]:
+    """Files as given (in order), folders as their image files (recursive, sorted; sidecar files
+    such as metadata.json left out; hidden and tool entries, `.*` and `__MACOSX`, left out and
+    counted in `read_log`). A path that does not exist is a FileNotFoundError naming it."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
@@ -50,10 +69,13 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"{path} does not exist")
         if path.is_dir():
             for p in sorted(path.rglob("*")):
-                rel = p.relative_to(path).parts
-                if p.is_file() and not any(part.startswith(".") for part in rel) \
-                        and p.suffix.lower() not in SIDECAR_SUFFIXES:
-                    out.append(p)
+                if not p.is_file() or p.suffix.lower() in SIDECAR_SUFFIXES:
+                    continue
+                if any(is_hidden(part) for part in p.relative_to(path).parts):
+                    if read_log is not None:
+                        read_log.skip(p, HIDDEN, quiet=True)
+                    continue
+                out.append(p)
         else:
             out.append(path)
     return out
@@ -94,53 +116,67 @@ class ReadLog:
     skipped: Counter = field(default_factory=Counter)
     skipped_files: list[tuple[Path, str]] = field(default_factory=list)
     lossy: int = 0
+    mismatched: int = 0  # read although the suffix does not match the bytes
 
-    def skip(self, path: Path, reason: str) -> None:
+    def skip(self, path: Path, reason: str, quiet: bool = False) -> None:
         self.skipped[reason] += 1
         self.skipped_files.append((path, reason))
-        log.warning("skipping %s: %s", path, reason)
+        (log.info if quiet else log.warning)("skipping %s: %s", path, reason)
 
     def summary(self) -> str:
-        if not self.skipped:
-            return "nothing skipped"
-        return f"skipped {sum(self.skipped.values())}: " + ", ".join(f"{n} {r}" for r, n in self.skipped.items())
+        text = "nothing skipped" if not self.skipped else \
+            f"skipped {sum(self.skipped.values())}: " + ", ".join(f"{n} {r}" for r, n in self.skipped.items())
+        if self.mismatched:
+            text += f"; {self.mismatched} read although the suffix does not match the content"
+        return text
 
 
-def read_image(path: Path, size: int, rule: str, max_crops: int, read_log: ReadLog
-               ) -> tuple[np.ndarray, str, bool] | None:
-    """(crops (n, S, S, 3) copied out of the decode, SHA-256 of the file, lossy) or None if skipped."""
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_image(path: Path, size: int, rule: str, max_crops: int, read_log: ReadLog,
+               max_pixels: int | None = MAX_PIXELS) -> tuple[np.ndarray, str, bool] | None:
+    """(crops (n, S, S, 3) converted out of the decode, SHA-256 of the file, lossy) or None if
+    skipped. The size comes from the header: too-small and over-budget files are never decoded."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        read_log.skip(path, "not an image file")
+        read_log.skip(path, NOT_AN_IMAGE)
         return None
     try:
-        data = path.read_bytes()
-        image, fmt = decode_image_and_format(path)
+        with open_image(path, max_pixels, check_suffix=False) as img:
+            width, height = img.size
+            if min(height, width) < size:
+                read_log.skip(path, too_small(size))
+                return None
+            crops = read_crops(img, crop_windows(height, width, size, rule, max_crops), size)
+            fmt, lossy = str(img.format), is_lossy(img)
+        digest = _sha256(path)
     except DECODE_ERRORS as exc:
         read_log.skip(path, skip_reason(exc))
         return None
-    height, width = image.shape[:2]
-    if min(height, width) < size:
-        read_log.skip(path, f"smaller than {size}x{size} (never upsampled)")
-        return None
-    crops = np.stack([image[t:t + size, c:c + size] for t, c in crop_windows(height, width, size, rule, max_crops)])
-    lossy = fmt in LOSSY_FORMATS
+    if not suffix_matches(path, fmt):
+        read_log.mismatched += 1
+        log.warning("%s holds %s bytes, not what its suffix says; read as %s", path, fmt, fmt)
     if lossy:
         read_log.lossy += 1
-        log.warning("%s is a %s file: lossy compression removes much of a fingerprint; "
+        log.warning("%s is a lossy %s file: lossy compression removes much of a fingerprint; "
                     "attribution of it is less reliable", path, fmt)
-    return crops.copy(), hashlib.sha256(data).hexdigest(), lossy
+    return crops, digest, lossy
 
 
 def iter_chunks(paths: Sequence[Path], size: int, rule: str = "centre", max_crops: int = 16,
-                chunk: int = 256, read_log: ReadLog | None = None) -> Iterator[QueryChunk]:
-    """The readable images of `paths` (already expanded), `chunk` files at a time."""
+                chunk: int = 256, read_log: ReadLog | None = None,
+                max_pixels: int | None = MAX_PIXELS) -> Iterator[QueryChunk]:
+    """The readable images of `paths` (already expanded), `chunk` files at a time; files over
+    `max_pixels` (checked from the header) are skipped."""
     read_log = read_log if read_log is not None else ReadLog()
     if rule not in CROPS:
         raise ValueError(f"unknown crop rule {rule!r}; choose one of {CROPS}")
     for start in range(0, len(paths), chunk):
         crops, owner, kept, hashes, lossy = [], [], [], [], []
         for path in paths[start:start + chunk]:
-            read = read_image(path, size, rule, max_crops, read_log)
+            read = read_image(path, size, rule, max_crops, read_log, max_pixels)
             if read is None:
                 continue
             image_crops, digest, is_lossy = read
