@@ -23,7 +23,7 @@ def test_requirements_are_exact_pins():
     pins = _pins(lines)
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
     for needed in ["jupyterlab", "papermill", "numpy", "pandas", "seaborn", "scikit-learn", "nbval",
-                   "scikit-image", "scipy", "tqdm", "pytest"]:
+                   "scikit-image", "scipy", "tqdm", "pytest", "hypothesis"]:
         assert needed in pins, needed
 
 

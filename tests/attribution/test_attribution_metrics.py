@@ -27,12 +27,34 @@ def test_roc_points_match_sklearn(scored):
     np.testing.assert_allclose(tpr, sk_tpr)
 
 
-def test_eer_and_tar_against_sklearn_curve(scored):
+def _on_polyline(point, xs, ys) -> float:
+    """Distance from `point` to the polyline through (xs, ys)."""
+    a, b = np.stack([xs[:-1], ys[:-1]], 1), np.stack([xs[1:], ys[1:]], 1)
+    ab = b - a
+    t = np.clip(np.einsum("ij,ij->i", point - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-300), 0, 1)
+    return float(np.min(np.linalg.norm(a + t[:, None] * ab - point, axis=1)))
+
+
+def test_eer_lies_where_the_roc_curve_crosses_far_equals_frr(scored):
     s, p = scored
-    fpr, tpr, _ = skm.roc_curve(p, s)
-    i = np.argmin(np.abs(fpr - (1 - tpr)))
-    assert am.equal_error_rate(s, p) == pytest.approx((fpr[i] + 1 - tpr[i]) / 2, abs=0.02)
+    fpr, tpr, _ = skm.roc_curve(p, s, drop_intermediate=False)
+    eer = am.equal_error_rate(s, p)
+    assert _on_polyline(np.array([eer, 1 - eer]), fpr, tpr) < 1e-12  # (FAR, TAR) = (e, 1 - e) is on sklearn's ROC
     assert am.tar_at_far(s, p, 0.01) == pytest.approx(tpr[fpr <= 0.01].max())
+
+
+@pytest.mark.parametrize("positives,negatives,eer", [
+    # FRR stays 1/3 while FAR steps from 1/4 to 1/2 (threshold between 0.7 and 0.6): they meet at 1/3
+    ([0.9, 0.8, 0.4], [0.7, 0.6, 0.3, 0.2], 1 / 3),
+    # FAR stays 1/4 while FRR falls from 2/3 to 1/3 to 0: they meet at 1/4
+    ([0.9, 0.7, 0.6], [0.8, 0.3, 0.2, 0.1], 1 / 4),
+    # a positive and a negative tied at 0.5: one diagonal step from (FAR 0, FRR 1/2) to (1/2, 0), halfway 1/4
+    ([0.9, 0.5], [0.5, 0.1], 1 / 4),
+])
+def test_eer_by_hand(positives, negatives, eer):
+    s = np.r_[positives, negatives]
+    p = np.r_[np.ones(len(positives), bool), np.zeros(len(negatives), bool)]
+    assert am.equal_error_rate(s, p) == pytest.approx(eer, abs=1e-12)
 
 
 def test_perfect_and_random_verification():
@@ -44,12 +66,14 @@ def test_perfect_and_random_verification():
 
 
 def test_calibrated_threshold_is_not_tuned_on_test_pairs():
-    rng = np.random.default_rng(0)
-    p = rng.random(200) < 0.5
-    calib_s, test_s = rng.normal(size=200) + p, rng.normal(size=200) + p + 5.0  # a shifted test set
-    report = am.verification_report(test_s, p, calib_s, p)
-    assert report["accuracy_calibrated"] < report["accuracy_best_threshold_optimistic"]
-    assert report["threshold_calibrated"] == am.best_threshold(calib_s, p)
+    # calibration pairs separate at 0.5; on the test pairs two positives sit below 0.5
+    calib_s, calib_p = np.array([0.1, 0.2, 0.8, 0.9]), np.array([False, False, True, True])
+    test_s = np.array([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.9, 0.95])
+    test_p = np.array([False] * 4 + [True] * 4)
+    report = am.verification_report(test_s, test_p, calib_s, calib_p)
+    assert report["threshold_calibrated"] == pytest.approx(0.5)
+    assert report["accuracy_calibrated"] == 0.75  # 0.3 and 0.35 rejected
+    assert report["accuracy_best_threshold_optimistic"] == 1.0  # a threshold in (0.25, 0.3) on the test pairs
 
 
 def test_identification_metrics_match_sklearn():
@@ -84,15 +108,20 @@ def test_open_set_extremes():
     assert r["oscr"] == 0.0 and r["closed_set_accuracy_known"] == 0.0
 
 
-def test_best_threshold_equals_the_exhaustive_search():
+def best_accuracy_by_enumeration(s, p) -> float:
+    """Every decision a threshold can make: accept the pairs scoring >= each observed score, or none."""
+    decisions = [s >= v for v in np.unique(s)] + [np.zeros(len(s), bool)]
+    return max(float(np.mean(d == p)) for d in decisions)
+
+
+def test_best_threshold_reaches_the_best_accuracy_of_any_decision():
     rng = np.random.default_rng(7)
     for n in (5, 40, 300):
         s = np.round(rng.normal(size=n), 1)  # many ties
         p = rng.random(n) < 0.5
-        u = np.unique(s)
-        candidates = np.r_[u[0] - 1e-9, (u[:-1] + u[1:]) / 2, u[-1] + 1e-9]
-        accs = [am.accuracy_at(s, p, t) for t in candidates]
-        assert am.best_threshold(s, p) == candidates[int(np.argmax(accs))]
+        threshold = am.best_threshold(s, p)
+        assert am.accuracy_at(s, p, threshold) == best_accuracy_by_enumeration(s, p)
+        assert threshold not in s  # between two scores, never on one (a tie would decide by rounding)
 
 
 def test_rerun_halfwidth_values_and_coverage():

@@ -52,6 +52,42 @@ def test_centroid_is_mean_of_normalised_fingerprints_and_reenrol_replaces():
         Gallery().identify(np.ones((1, 2)))
 
 
+def test_reenrolling_a_model_replaces_its_entry_as_if_enrolled_afresh(tmp_path):
+    rng = np.random.default_rng(7)
+    def near(axis, n):  # n unit fingerprints close to one axis
+        return l2(np.eye(4)[axis] + 0.05 * rng.normal(size=(n, 4)))
+
+    a_old, a_new, b, c = near(0, 3), near(3, 3), near(1, 3), near(2, 2)
+    g = Gallery()
+    for name, f in (("a", a_old), ("b", b), ("c", c)):
+        g.enrol(name, f, [f"{name}{i}" for i in range(len(f))])
+    assert g.identify(a_old)[0][0][0] == "a"  # used before the change
+    g.enrol("a", a_new, ["new0", "new1", "new2"])
+    fresh = Gallery()
+    for name, f in (("a", a_new), ("b", b), ("c", c)):
+        fresh.enrol(name, f)
+    assert g.names == ["a", "b", "c"] and g.hashes("a") == ["new0", "new1", "new2"]
+    np.testing.assert_allclose(g.centroids, fresh.centroids)
+    np.testing.assert_allclose(g.centroids[0], a_new.mean(axis=0))
+    assert g.calibration == fresh.calibration
+    assert g.identify(a_new)[0][0][0] == "a" and g.identify(a_old)[0][0][0] != "a"
+    g.save(tmp_path / "g.npz")
+    np.testing.assert_allclose(Gallery.load(tmp_path / "g.npz").scores(a_old), fresh.scores(a_old))
+
+
+def test_a_zero_fingerprint_scores_zero_not_nan():
+    from zsattr.attribution import metrics, protocols
+
+    zero, e = np.zeros((1, 3)), np.eye(3)
+    np.testing.assert_array_equal(metrics.cosine_similarity(zero, e), np.zeros((1, 3)))
+    np.testing.assert_array_equal(metrics.cosine_similarity(e, zero), np.zeros((3, 1)))
+    np.testing.assert_array_equal(protocols.pair_scores(np.vstack([zero, e]), np.array([[0, 1, 0], [1, 2, 0]])), [0, 0])
+    g = Gallery.from_enrolment({"a": e[:1], "b": e[1:2], "blank": np.zeros((2, 3))}, calibrate=False)
+    np.testing.assert_array_equal(g.scores(np.vstack([zero, e[2:]])), np.zeros((2, 3)))
+    np.testing.assert_array_equal(g.scores(e[:1]), [[1.0, 0.0, 0.0]])
+    assert g.attribute(zero, threshold=0.5)[0].decision == UNKNOWN
+
+
 def test_support_query_split_is_disjoint_and_seeded():
     y = np.repeat(np.arange(3), 6)
     s1, q1 = split_support_queries(y, 2, np.random.default_rng(0))

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from zsattr.attribution import metrics as am
 from zsattr.attribution import protocols
 
 
@@ -11,6 +12,12 @@ def _clusters(n_classes=5, per_class=30, dim=16, spread=0.05, seed=0):
     centres = rng.normal(size=(n_classes, dim))
     labels = np.repeat(np.arange(n_classes), per_class)
     return centres[labels] + spread * rng.normal(size=(len(labels), dim)), labels
+
+
+def best_accuracy_by_enumeration(s, p) -> float:
+    """Every decision a threshold can make: accept the pairs scoring >= each observed score, or none."""
+    decisions = [s >= v for v in np.unique(s)] + [np.zeros(len(s), bool)]
+    return max(float(np.mean(d == p)) for d in decisions)
 
 
 def _random(n_classes=5, per_class=60, dim=32, seed=1):
@@ -113,8 +120,13 @@ def test_verification_separated_random_and_sklearn():
     pairs_r = protocols.make_pairs(yr, 1000, seed=0)
     chance = protocols.verification(xr, pairs_r)
     assert abs(chance["roc_auc"] - 0.5) < 0.06 and abs(chance["accuracy_calibrated"] - 0.5) < 0.08
-    assert chance["accuracy_best_threshold_optimistic"] >= chance["accuracy_calibrated"]
     scores = protocols.pair_scores(xr, pairs_r.test)
+    # the threshold is the best one on the calibration pairs; the optimistic accuracy the best on the test pairs
+    calib_scores, calib_same = protocols.pair_scores(xr, pairs_r.calibration), pairs_r.calibration[:, 2] == 1
+    threshold = chance["threshold_calibrated"]
+    assert am.accuracy_at(calib_scores, calib_same, threshold) == best_accuracy_by_enumeration(calib_scores, calib_same)
+    assert chance["accuracy_calibrated"] == am.accuracy_at(scores, pairs_r.test[:, 2] == 1, threshold)
+    assert chance["accuracy_best_threshold_optimistic"] == best_accuracy_by_enumeration(scores, pairs_r.test[:, 2] == 1)
     assert chance["roc_auc"] == pytest.approx(skm.roc_auc_score(pairs_r.test[:, 2], scores))
     x_unit = xr / np.linalg.norm(xr, axis=1, keepdims=True)
     np.testing.assert_allclose(scores, np.sum(x_unit[pairs_r.test[:, 0]] * x_unit[pairs_r.test[:, 1]], axis=1))

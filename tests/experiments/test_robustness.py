@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from zsattr.experiments import robustness
@@ -17,6 +18,37 @@ class HighFrequency:
     def features(self, images):
         d = images[:, :, :, 1:] - images[:, :, :, :-1]
         return d.flatten(1).double().numpy()
+
+
+class BlurLeansToModelZero:
+    """Mean colour (the model), pulled towards model 0's colour once blur has removed the images'
+    checkerboard: blurred images all look like model 0 to a gallery of clean ones, while clean
+    images still find their own model among blurred entries."""
+
+    def features(self, images):
+        colour = images.mean(dim=(2, 3)) - 0.5  # 0.3 x one-hot of the model (the checkerboard averages out)
+        sharpness = (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().mean(dim=(1, 2, 3)) / 0.4  # 1 clean, ~0 blurred
+        towards_zero = torch.tensor([0.6, 0.0, 0.0]) * (1 - sharpness.clamp(0, 1))[:, None]
+        return (colour + towards_zero).double().numpy()
+
+
+def _checkerboard_images(per_model=8):
+    labels = np.repeat(np.arange(3), per_model)
+    yy, xx = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    checker = 0.2 * (-1.0) ** (yy + xx)
+    images = 0.5 + 0.3 * torch.eye(3)[labels][:, :, None, None] + checker
+    return images.float(), labels
+
+
+def test_gallery_is_enrolled_from_clean_images_and_queried_with_perturbed_ones():
+    images, labels = _checkerboard_images()
+    table = robustness.robustness_table({"lean": BlurLeansToModelZero()}, images, labels, k=3, draws=2, seed=0,
+                                        perturbations=("none", "blur1.0"))
+    top1 = table.set_index(["method", "perturbation"])["top1"]
+    assert top1["lean", "none"] == 1.0
+    # clean gallery, blurred queries: only model 0's queries are right (1 of 3 models, 5 queries each);
+    # a gallery enrolled from blurred images and queried with clean ones would score 1.0
+    assert top1["lean", "blur1.0"] == pytest.approx(1 / 3)
 
 
 def _images():

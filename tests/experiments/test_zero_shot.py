@@ -4,9 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zsattr.attribution import splits
 from zsattr.attribution.methods import SpectrumCorrelation
 from zsattr.core import config
+from zsattr.core.cache import ArtefactStore
 from zsattr.experiments import zero_shot
+from zsattr.extractor import stage as extractor_stage
 from zsattr.fingerprint.chain import input_chain
 
 
@@ -117,8 +120,117 @@ def test_evaluate_reports_the_headline_columns_on_unseen_models_only(folders):
     assert row["held_out_top1"] == pytest.approx(per_model.loc[evalset.unseen].mean())
     assert row["held_out_top1"] != pytest.approx(per_model.mean())  # the seen models are left out
     assert row["unseen_n_test_pairs"] == len(evalset.unseen_pairs().test) < row["n_test_pairs"]
-    assert 0 <= row["held_out_top1_k1"] <= 1 and row["held_out_top1_draw_sd"] >= 0
     assert set(results.open_set["unknown_models"].iloc[0].split(", ")) <= set(evalset.unseen)
+
+
+# -- identifiable toy images: every image's pixels hold one code, 40 x model + file number ----------
+
+CODED = ["dcgan_tconv", "vae", "dcgan_bilinear", "ddpm", "glow"]  # real training: the first two
+
+
+def _write_coded(root, names, n_images, size=16):
+    from PIL import Image
+    for m, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        for i in range(n_images):
+            Image.fromarray(np.full((size, size, 3), 40 * m + i, np.uint8)).save(root / name / f"{i:03d}.png")
+
+
+def _decode(images) -> tuple[np.ndarray, np.ndarray]:
+    """(model index, file number) of each image written by `_write_coded`."""
+    code = np.rint(images[:, 0, 0, 0].numpy() * 255).astype(int)
+    assert (images == images[:, :1, :1, :1]).all(), "a coded image was altered"
+    return code // 40, code % 40
+
+
+class Lookup:
+    """A toy method: image of model m -> row m of `table` (read from the image's code)."""
+
+    def __init__(self, table):
+        self.table = np.asarray(table, dtype=np.float64)
+
+    def features(self, images):
+        return self.table[_decode(images)[0]]
+
+
+PERFECT = np.eye(5, 6)  # every model its own direction
+SEEN_ONLY = np.eye(6)[[0, 1, 5, 5, 5]]  # the two real-training models apart, the unseen ones all alike
+COLLAPSED = np.eye(6)[[5] * 5]  # every model alike: every query goes to the first model
+
+
+@pytest.fixture
+def coded(tmp_path, monkeypatch):
+    zoo = tmp_path / "zoo"
+    _write_coded(zoo, CODED, 12)
+    monkeypatch.setattr(zero_shot, "build_zoo", lambda cfg, store=None: zoo)
+    cfg = config.resolve("smoke", **{"zoo.models": CODED, "evaluation.pairs": 100, "evaluation.k": 2,
+                                     "evaluation.draws": 2, "evaluation.kshots": (1, 2),
+                                     "evaluation.closed_set_steps": 1, "image_size": 16, "extractor.p": 2,
+                                     "extractor.k": 2})  # the closed-set baseline: one step of 2 x 2 images
+    return cfg, zero_shot.evaluation_set(cfg, out_dir=tmp_path / "out")
+
+
+def test_evaluation_images_are_the_eval_files_and_the_closed_set_trains_on_the_others(coded, tmp_path, monkeypatch):
+    cfg, evalset = coded
+    model, number = _decode(evalset.images)
+    assert np.array_equal(model, evalset.labels)  # each image carries its own model's label
+    train = evalset.files[splits.BASELINE_TRAIN]
+    for m, name in enumerate(CODED):
+        files = {f"{i:03d}.png" for i in number[model == m]}
+        assert files == set(evalset.files[splits.EVAL][name]) and not files & set(train.get(name, []))
+    assert sorted(train) == ["dcgan_tconv", "vae"] and all(len(train[n]) == 6 for n in train)
+    sources, real_train = [], extractor_stage.training.train
+
+    def recording_train(model, source, *args, **kwargs):  # the real trainer, its data source kept
+        sources.append(source)
+        return real_train(model, source, *args, **kwargs)
+
+    monkeypatch.setattr(extractor_stage.training, "train", recording_train)
+    closed, trained_on = zero_shot.closed_set_extractor(cfg, evalset, ArtefactStore(tmp_path / "store"))
+    assert trained_on == ["dcgan_tconv", "vae"] and closed.summary["n_classes"] == 2
+    [source] = sources
+    model, number = _decode(source.images)
+    assert [CODED.index(trained_on[c]) for c in source.labels.tolist()] == model.tolist()  # labels line up
+    for name in trained_on:  # every reserved file, no evaluation file
+        assert {f"{i:03d}.png" for i in number[model == CODED.index(name)]} == set(train[name])
+
+
+def test_evaluate_and_headline_equal_a_hand_computation(coded):
+    cfg, evalset = coded
+    assert evalset.unseen == ["dcgan_bilinear", "ddpm", "glow"]
+    methods = {"ours (linear) #0": Lookup(PERFECT), "ours (linear) #1": Lookup(SEEN_ONLY),
+               "spectrum_correlation": Lookup(COLLAPSED), "closed_set #0": Lookup(SEEN_ONLY),
+               "closed_set #1": Lookup(SEEN_ONLY), "random_init #0": Lookup(COLLAPSED)}
+    results = zero_shot.evaluate(methods, evalset, cfg)
+    summary = results.summary.set_index("method")
+    # SEEN_ONLY: both seen models right; every unseen query ties among the unseen entries and goes
+    # to the first, dcgan_bilinear: per model 1, 1, 1, 0, 0; over the unseen models 1/3, not 3/5
+    per_model = results.per_model.set_index("model")
+    assert per_model["closed_set #0"].tolist() == [1, 1, 1, 0, 0]
+    expected = {"ours (linear) #0": 1.0, "ours (linear) #1": 1 / 3, "spectrum_correlation": 0.0,
+                "closed_set #0": 1 / 3, "random_init #0": 0.0}
+    for name, value in expected.items():
+        assert summary.loc[name, "held_out_top1"] == pytest.approx(value), name
+        assert summary.loc[name, "held_out_top1_k1"] == pytest.approx(value), name
+        assert summary.loc[name, "held_out_top1_draw_sd"] == 0.0
+    # verification on unseen-model pairs: PERFECT separates them; for the others every unseen pair
+    # scores 1, so the calibrated threshold accepts all pairs (if the calibration pairs are at least
+    # half same-model) or none, and the accuracy is the test pairs' share of that kind
+    unseen = evalset.unseen_pairs()
+    same_test, same_calib = unseen.test[:, 2].mean(), unseen.calibration[:, 2].mean()
+    flat = same_test if same_calib >= 0.5 else 1 - same_test
+    assert summary.loc["ours (linear) #0", "unseen_accuracy_calibrated"] == 1.0
+    assert summary.loc["closed_set #0", "unseen_accuracy_calibrated"] == pytest.approx(flat)
+    assert summary.loc["ours (linear) #0", "unseen_n_test_pairs"] == len(unseen.test)
+
+    head = zero_shot.headline(results.summary, ours="ours (linear)")
+    assert head["identification_ours"] == pytest.approx(2 / 3)  # mean of 1 and 1/3 over the two runs
+    assert head["identification_ours_sd"] == pytest.approx(np.std([1, 1 / 3], ddof=1))
+    assert head["best_baseline_identification"] == "closed_set"
+    assert head["identification_best_baseline"] == pytest.approx(1 / 3)
+    assert head["headline_gap_identification_points"] == pytest.approx(100 / 3, abs=0.01)
+    assert head["verification_ours"] == pytest.approx((1 + flat) / 2)
+    assert head["headline_gap_verification_points"] == pytest.approx(round(100 * (1 - flat) / 2, 2))
 
 
 @pytest.mark.slow

@@ -1,9 +1,12 @@
+import json
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from zsattr.extractor.training import TrainSettings, train, train_step
+from zsattr.extractor.losses import batch_hard_triplet_loss
+from zsattr.extractor.training import TrainSettings, step_rng, train, train_step
 
 
 class TinyNet(nn.Module):
@@ -32,6 +35,24 @@ class ClusterSource:
         labels = np.repeat(classes, k)
         noise = torch.from_numpy(rng.normal(size=(p * k, 3, 8, 8)).astype(np.float32))
         return self.patterns[labels] + 0.5 * noise, torch.from_numpy(labels)
+
+
+class RecordingSource(ClusterSource):
+    """ClusterSource that keeps the labels of every batch it hands out (also used by ddp_toy.py)."""
+
+    def __init__(self):
+        super().__init__()
+        self.labels = []
+
+    def batch(self, rng, p, k):
+        x, y = super().batch(rng, p, k)
+        self.labels.append(y.tolist())
+        return x, y
+
+
+def expected_labels(seed, steps, rank, p=2, k=2):
+    """The labels step t of `rank` must train on: ClusterSource's draw from step_rng(seed, t, rank)."""
+    return [ClusterSource().batch(step_rng(seed, t, rank), p, k)[1].tolist() for t in range(steps)]
 
 
 def _fresh(seed=0):
@@ -111,11 +132,39 @@ def test_two_process_ddp_keeps_ranks_in_sync(tmp_path):
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "log.csv").exists()
+    # in sync, yet each rank trained on its own batches: the draw of (seed, step, rank)
+    logs = [json.loads((tmp_path / f"rank{r}_labels.json").read_text()) for r in (0, 1)]
+    assert logs[0] == expected_labels(0, 4, 0) and logs[1] == expected_labels(0, 4, 1)
+    assert all(l0 != l1 for l0, l1 in zip(*logs))
+
+
+def test_each_rank_trains_on_the_batch_of_its_seed_step_and_rank(tmp_path):
+    settings = TrainSettings(steps=4, p=2, k=2, checkpoint_every=4)
+    logs = []
+    for rank in (0, 1):  # one process each; what the ranks of a DDP run would draw
+        source = RecordingSource()
+        train(_fresh(), source, settings, tmp_path / f"rank{rank}", seed=0, rank=rank)
+        logs.append(source.labels)
+        assert source.labels == expected_labels(0, 4, rank)
+    assert all(l0 != l1 for l0, l1 in zip(*logs))  # two ranks never train on the same draw
+
+
+def test_triplet_term_follows_the_normalised_setting_both_ways():
+    model = _fresh()
+    x, y = ClusterSource().batch(np.random.default_rng(4), 2, 3)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    with torch.no_grad():
+        _, embedding = model(x)
+    unit = torch.nn.functional.normalize(embedding, dim=1)
+    values = {}
+    for normalised, seen in ((True, unit), (False, embedding)):
+        step = train_step(model, frozen, x, y, TrainSettings(steps=1, p=2, k=3, triplet_normalised=normalised))
+        assert step.triplet == pytest.approx(batch_hard_triplet_loss(seen, y, 0.3).item(), rel=1e-5)
+        values[normalised] = step.triplet
+    assert abs(values[True] - values[False]) > 0.05  # the two geometries give different losses here
 
 
 def test_batch_softmax_only_involves_the_classes_present():
-    from zsattr.extractor.losses import batch_hard_triplet_loss
-
     model = _fresh()
     x, y = ClusterSource().batch(np.random.default_rng(2), 2, 3)
     frozen = torch.optim.SGD(model.parameters(), lr=0.0)

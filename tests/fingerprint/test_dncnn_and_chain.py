@@ -42,7 +42,10 @@ def test_input_chain_owns_residual_dft_and_log():
     images = torch.rand(2, 3, 16, 16)
     highpass = residual.HighPass(3)
     raw = chain.InputChain(highpass, "raw")(images)
-    assert raw.shape == images.shape and (raw >= 0).all()
+    assert raw.shape == images.shape
+    # Parseval for the unnormalised DFT: sum |X|^2 = H W sum x^2 per channel (no normalisation, no log)
+    energy = residual.highpass_residual(images).pow(2).sum(dim=(2, 3))
+    assert torch.allclose(raw.pow(2).sum(dim=(2, 3)), 16 * 16 * energy, rtol=1e-4)
     assert torch.equal(raw, chain.dft_magnitude(residual.highpass_residual(images)))
     logged = chain.InputChain(highpass, "log")(images)
     assert torch.equal(logged, torch.log(raw.clamp_min(chain.LOG_EPS)))

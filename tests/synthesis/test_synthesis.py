@@ -157,7 +157,7 @@ def test_bank_outputs_are_8bit_images_by_default(tmp_path):
     raw = bank.apply_pk(list(range(len(bank))), images, quantise=False)
     saved = bank.apply_pk(list(range(len(bank))), images)
     levels = saved * 255
-    assert torch.equal(levels, levels.round()) and saved.min() >= 0 and saved.max() <= 1
+    assert torch.equal(levels, levels.round())
     assert not torch.equal(raw, saved)  # float outputs are not already on the 8-bit grid
     assert torch.allclose(saved, raw.clamp(0, 1), atol=0.5 / 255 + 1e-6)
     assert torch.equal(bank.apply(0, images[0]), saved[0])

@@ -96,7 +96,7 @@ def test_gan_ema_tracks_the_generator_and_is_used_after_training():
 def test_gan_r1_penalty_is_reported_and_finite():
     model = _tiny_gan(ema_decay=0.0, r1=1.0)
     losses = model.train_step(torch.rand(4, 3, 16, 16) * 2 - 1, model.make_optimizers())
-    assert "r1" in losses and np.isfinite(losses["r1"]) and losses["r1"] >= 0
+    assert "r1" in losses and np.isfinite(losses["r1"]) and losses["r1"] > 0  # the critic has a gradient
     assert not hasattr(model, "generator_ema")
 
 
@@ -197,8 +197,8 @@ def test_zoo_records_diversity_and_samples_from_the_ema(tmp_path):
     cfg = config.resolve("smoke", **{**TINY, "zoo.models": ("dcgan_tconv",)})
     crops = torch.rand(32, 3, 16, 16) * 2 - 1
     meta = build.train_one(cfg, "dcgan_tconv", crops, tmp_path, {})
-    assert 0.0 <= meta["diversity_start"] and meta["diversity"] > 0.0
-    assert meta["fd_start"] > 0.0 and meta["fd_final"] >= 0.0 and meta["fd_real_floor"] >= 0.0
+    assert meta["diversity_start"] > 0.0 and meta["diversity"] > 0.0
+    assert meta["fd_start"] > 0.0 and meta["fd_final"] > 0.0 and meta["fd_real_floor"] > 0.0  # different sets
     weights = torch.load(tmp_path / "dcgan_tconv" / samples.WEIGHTS)
     if "generator_ema.fc.weight" in weights:  # the model's recipe keeps an EMA
         assert bool(weights["training_finished"])

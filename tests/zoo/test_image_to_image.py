@@ -81,7 +81,7 @@ def test_every_tier_model_maps_inputs_to_images(name):
     inputs = model.degradation(clean)
     assert inputs.shape[-1] == (8 if model.degradation.kind == "sr2" else 16)
     out = model.translate(inputs)
-    assert out.shape == clean.shape and out.min() >= -1 and out.max() <= 1 and torch.isfinite(out).all()
+    assert out.shape == clean.shape and torch.isfinite(out).all()
     drawn = zoo.sample(model, 4, seed=3)  # the zoo's interface: outputs on holdout crops
     assert drawn.shape == (4, 3, 16, 16) and torch.equal(drawn, zoo.sample(model, 4, seed=3))
     assert not torch.equal(drawn, zoo.sample(model, 4, seed=4))
