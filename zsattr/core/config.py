@@ -490,7 +490,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "zoo.n_samples": 128, "zoo.checkpoint_every": 100, "zoo.psnr_bar": 25.0,
         "zoo.swd_bar": 0.2, "zoo.fd_bar": 0.3, "zoo.diversity_bar": 0.5,
         "ffd.images": 24, "ffd.bootstrap": 200, "ffd.fewer_steps": (8, 16),
-        "lastblock.steps": 400, "lastblock.batch": 16, "lastblock.pair_seeds": 4, "lastblock.workers": 2,
+        "lastblock.steps": 400, "lastblock.batch": 16, "lastblock.pair_seeds": 8, "lastblock.workers": 2,
         "lastblock.n_crops": 4096,
         "lastblock.n_train_images": 512, "lastblock.n_test_images": 256,
         # ResNet-18 (the default backbone) on raw |DFT|: the best of five backbones/inputs on held-out
