@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" MPLBACKEND=Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test reproduce smoke lab bench clean
+.PHONY: help venv test determinism reproduce smoke lab bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,9 +20,15 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)  ## create .venv from requirements.txt (about 3 min, 6 GB)
 
-test: $(STAMP)  ## unit tests, then nbval over every notebook at its stored smoke default
+test: $(STAMP)  ## unit tests, nbval over every notebook at its stored smoke default, the determinism check
 	$(RUN) $(BIN)/python -m pytest tests
 	$(RUN) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	$(MAKE) --no-print-directory determinism
+
+# Notebooks 01 (GAN training) and 02 (the synthetic bank) at smoke, twice, each from an empty cache
+# in a temporary root: their report metrics must be identical (zsattr/report/determinism.py).
+determinism: $(STAMP)  ## run notebooks 01 and 02 twice from empty caches; metrics must be identical
+	$(RUN) $(BIN)/python -m zsattr.report.determinism --preset smoke --only 01 02
 
 reproduce: $(STAMP)  ## run every notebook in order at the cpu preset (the main job)
 	$(RUN) $(BIN)/zsattr reproduce --preset cpu
