@@ -20,9 +20,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)  ## create .venv from requirements.txt (about 3 min, 6 GB)
 
-test: $(STAMP)  ## unit tests, nbval over every notebook at its stored smoke default, the determinism check
+test: $(STAMP)  ## unit tests, nbval over every notebook (smoke, empty cache), the determinism check
 	$(RUN) $(BIN)/python -m pytest tests
-	$(RUN) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	@# nbval from an empty temporary cache, so it runs the code on disk, never artefacts of older code
+	tmp=$$(mktemp -d -t zsattr-nbval-XXXXXX); \
+	ZSATTR_DATA_DIR=$$tmp $(RUN) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks; \
+	status=$$?; rm -rf $$tmp; exit $$status
 	$(MAKE) --no-print-directory determinism
 
 # Notebooks 01 (GAN training) and 02 (the synthetic bank) at smoke, twice, each from an empty cache
