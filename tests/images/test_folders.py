@@ -3,7 +3,7 @@ import logging
 
 import numpy as np
 import pytest
-from PIL import EpsImagePlugin, Image
+from PIL import Image
 
 from zsattr.images import folders
 from zsattr.images.folders import decode_image, scan_image_folder
@@ -101,14 +101,8 @@ def test_a_crop_read_out_of_the_decode_equals_that_window_of_the_whole_image(mod
     np.testing.assert_array_equal(crops[1], whole[18:50, 38:70])
 
 
-def test_eps_bytes_named_png_never_reach_the_eps_loader(tmp_path, monkeypatch):
-    opened = []
-    original = EpsImagePlugin.EpsImageFile._open
-
-    def spy(self):
-        opened.append(self)
-        return original(self)
-    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", spy)
+def test_eps_bytes_named_png_never_reach_the_eps_loader(tmp_path, eps_loader_calls):
+    opened = eps_loader_calls
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "x.png").write_bytes(EPS)
     _png(tmp_path / "m" / "good.png")

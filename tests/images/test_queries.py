@@ -4,7 +4,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import EpsImagePlugin, Image
+from PIL import Image
 
 from zsattr.images.folders import decode_image
 from zsattr.images.queries import ReadLog, crop_windows, expand_paths, iter_chunks
@@ -88,14 +88,8 @@ def test_a_large_image_decode_is_not_kept_alive_by_its_crop(tmp_path):
     assert chunk.crops.untyped_storage().nbytes() == 3 * 32 * 32 * 4  # a copy, not a view of the decode
 
 
-def test_eps_bytes_named_png_are_skipped_without_reaching_the_eps_loader(tmp_path, monkeypatch):
-    opened = []
-    original = EpsImagePlugin.EpsImageFile._open
-
-    def spy(self):
-        opened.append(self)
-        return original(self)
-    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", spy)
+def test_eps_bytes_named_png_are_skipped_without_reaching_the_eps_loader(tmp_path, eps_loader_calls):
+    opened = eps_loader_calls
     eps = tmp_path / "x.png"
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n%%EndComments\n")
     read_log = ReadLog()
