@@ -38,3 +38,21 @@ def test_compare_reports_reads_every_report_but_the_timings(tmp_path):
         (folder / "01_x.json").write_text(json.dumps({"metrics": {"m": value}}))
         (folder / "timings.json").write_text(json.dumps({"total_seconds": value}))
     assert determinism.compare_reports(first, second, ["01"]) == {"01_x.json": ["m: 1.0 != 2.0"]}
+
+
+def test_compare_reports_takes_only_the_chosen_notebooks_reports(tmp_path):
+    """An --against folder (a whole nbval run) holds every notebook's report; the second run has
+    only the chosen ones, and a report of another notebook is not a difference."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    for name in ("01_x.json", "02_y.json", "05_z.json"):
+        (first / name).write_text(json.dumps({"metrics": {"m": 1.0}}))
+    (second / "01_x.json").write_text(json.dumps({"metrics": {"m": 1.0}}))
+    (second / "02_y.json").write_text(json.dumps({"metrics": {"m": 3.0}}))
+    assert determinism.compare_reports(first, second, ["01", "02"]) == {"01_x.json": [],
+                                                                        "02_y.json": ["m: 1.0 != 3.0"]}
+
+
+def test_against_a_missing_folder_is_a_one_line_error(tmp_path, capsys):
+    assert determinism.main(["--only", "01", "--against", str(tmp_path / "nothing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err

@@ -10,7 +10,9 @@ throughput) are left out, since they are the one thing allowed to differ.
     python -m zsattr.report.determinism --preset smoke --only 01 02
 
 exits 0 when every metric is identical, 1 (listing each difference) when not, 2 when a run fails.
-`make test` runs it at `smoke` (the CI determinism check).
+`--against DIR` takes the reports of a run already made (DIR, a `reports/<preset>` folder of a run
+from an empty cache) as the first run and makes only the second: `make test` passes the folder its
+nbval run wrote, so the notebooks run twice in all, not three times.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ def run_once(preset: str, only: list[str], folder: Path) -> Path:
 
 def compare_reports(first: Path, second: Path, notebooks: list[str]) -> dict[str, list[str]]:
     """{report name: differences} for every report JSON the runs wrote."""
-    names = sorted(p.name for p in first.glob("*.json") if p.name != "timings.json")
+    # only the reports of the notebooks compared (an --against folder may hold others' too)
+    names = sorted(p.name for p in first.glob("*.json") if p.name.split("_")[0] in notebooks)
     if not names:
         raise RuntimeError(f"the run wrote no report JSON into {first} (notebooks {notebooks})")
     out = {}
@@ -110,10 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zsattr.report.determinism", description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="smoke")
     parser.add_argument("--only", nargs="+", required=True, metavar="NN", help="two-digit notebook numbers")
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="reports of a run already made from an empty cache, used as the first run")
     args = parser.parse_args(argv)
+    if args.against is not None and not args.against.is_dir():
+        print(f"determinism check: --against {args.against} is not a folder", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="zsattr-determinism-") as tmp:
         try:
-            runs = [run_once(args.preset, args.only, Path(tmp) / name) for name in ("first", "second")]
+            first = args.against or run_once(args.preset, args.only, Path(tmp) / "first")
+            runs = [first, run_once(args.preset, args.only, Path(tmp) / "second")]
         except (RuntimeError, ValueError, FileNotFoundError) as exc:
             print(f"determinism check: {exc}", file=sys.stderr)
             return 2
