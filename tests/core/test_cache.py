@@ -11,7 +11,7 @@ import tomllib
 import pytest
 import torch
 
-from zsattr.core import atomic, cache_admin, config
+from zsattr.core import atomic, cache, cache_admin, config
 from zsattr.core.cache import ArtefactStore, DamagedArtefactError
 from zsattr.core.keys import Stage, stage_key
 from zsattr.core.paths import repo_root
@@ -169,9 +169,11 @@ def test_each_file_version_is_hashed_once_per_process_and_verify_rereads(store):
         store.load(art.key)
 
 
-def test_an_artefact_from_before_hashes_loads_with_one_warning_per_key(store, caplog):
+def test_an_artefact_from_before_hashes_loads_with_one_warning_per_key(store, caplog, monkeypatch):
     cfg, calls = config.resolve("smoke"), []
-    legacy = Stage("legacy", 1, settings=("seed",))  # a key no other test has warned about
+    legacy = Stage("legacy", 1, settings=("seed",))
+    # the warned-about keys are remembered per process: start from none (the test may run twice in one)
+    monkeypatch.setattr(cache, "_warned_no_hashes", set())
     art = store.get_or_build(cfg, legacy, _writer(calls))
     manifest = dict(art.manifest)
     del manifest["sha256"]
