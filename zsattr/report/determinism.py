@@ -93,8 +93,8 @@ def run_once(preset: str, only: list[str], folder: Path) -> Path:
 
 
 def compare_reports(first: Path, second: Path, notebooks: list[str]) -> dict[str, list[str]]:
-    """{report name: differences} for every report JSON the runs wrote."""
-    # only the reports of the notebooks compared (an --against folder may hold others' too)
+    """{report name: differences} for the report JSON of each chosen notebook (an --against
+    folder may hold other notebooks' reports too)."""
     names = sorted(p.name for p in first.glob("*.json") if p.name.split("_")[0] in notebooks)
     if not names:
         raise RuntimeError(f"the run wrote no report JSON into {first} (notebooks {notebooks})")
