@@ -146,3 +146,22 @@ def test_a_lock_held_from_another_machine_is_waited_for_with_the_file_to_delete(
     assert "building k: waiting for pid 1 on elsewhere.example" in caplog.text
     assert "if that process is gone, delete the lock file" in caplog.text and str(path) in caplog.text
     assert path.exists() and not lock.is_stale()
+
+
+def test_a_holder_that_writes_its_record_while_waited_for_is_named_at_once(tmp_path, caplog):
+    """The waiter may first see the lock file before its owner has written who it is; once the
+    record is there it says whom it waits for at once, not only at the next periodic message
+    (under load, a whole build could pass with the owner never named)."""
+    import threading
+    path = tmp_path / "k.lock"
+    path.touch()  # created, record not yet written
+    writer = threading.Timer(0.15, _lock_record, args=(path,), kwargs={"host": "elsewhere.example", "pid": 1})
+    writer.start()
+    lock = FileLock(path, what="building k", poll_seconds=0.05, log_every_seconds=60)
+    with caplog.at_level(logging.WARNING, logger="zsattr.core.lock"), pytest.raises(TimeoutError):
+        lock.acquire(timeout=0.6)
+    writer.join()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert "waiting for a process that is still writing its record" in said[0]
+    assert "building k: waiting for pid 1 on elsewhere.example" in said[1]

@@ -202,16 +202,19 @@ class FileLock:
     def acquire(self, timeout: float | None = None) -> None:
         """Wait for the lock (logging whom it waits for); TimeoutError after `timeout` seconds."""
         started = time.monotonic()
-        last_log = None
+        last_log, told = None, None
         while not self.try_acquire():
             now = time.monotonic()
+            holder = self._describe_holder()
             if timeout is not None and now - started >= timeout:
                 raise TimeoutError(f"{self.what}: the lock {self.path} is still held by "
-                                   f"{self._describe_holder()} after {timeout:g} s")
-            if last_log is None or now - last_log >= self.log_every_seconds:
-                (log.warning if last_log is None else log.info)(
-                    "%s: waiting for %s, which holds %s", self.what, self._describe_holder(), self.path)
-                last_log = now
+                                   f"{holder} after {timeout:g} s")
+            # a new holder (or one whose record is now written) is said at once; the same one
+            # again every log_every_seconds
+            if holder != told or now - last_log >= self.log_every_seconds:
+                (log.warning if holder != told else log.info)(
+                    "%s: waiting for %s, which holds %s", self.what, holder, self.path)
+                last_log, told = now, holder
             time.sleep(self.poll_seconds)
         if last_log is not None:
             log.info("%s: got the lock after %.1f s", self.what, time.monotonic() - started)
