@@ -208,3 +208,67 @@ def test_prototype_cross_entropy_matches_a_brute_force_reference():
     assert acc.item() == pytest.approx(np.mean(hits))
     single = prototype_cross_entropy(e[:2].clone().requires_grad_(), torch.tensor([0, 1]), 10.0)[0]
     assert single.item() == 0.0 and single.requires_grad
+
+
+def _nan_batch():
+    x, y = ClusterSource().batch(np.random.default_rng(0), 2, 3)
+    x[0, 0, 0, 0] = float("nan")  # one NaN pixel: NaN loss and gradients
+    return x, y
+
+
+def test_a_non_finite_gradient_is_an_error_and_no_weight_moves():
+    model = _fresh()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    with pytest.raises(FloatingPointError, match="gradient norm is nan"):
+        train_step(model, optimizer, *_nan_batch(), TrainSettings(steps=1, p=2, k=3))
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
+def test_with_loss_scaling_an_overflowing_step_is_skipped_and_a_finite_one_matches_the_unscaled_step():
+    settings = TrainSettings(steps=1, p=2, k=3, clip_norm=0.5)
+    model, reference = _fresh(), _fresh()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    train_step(model, optimizer, *_nan_batch(), settings, scaler)
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))  # skipped
+    assert scaler.get_scale() == 2.0 ** 9  # and the scale backed off
+
+    x, y = ClusterSource().batch(np.random.default_rng(1), 2, 3)
+    scaled = train_step(model, optimizer, x, y, settings, scaler)
+    plain = train_step(reference, torch.optim.SGD(reference.parameters(), lr=0.1), x, y, settings)
+    # gradients are unscaled before clipping, so the norm and the update are the unscaled ones
+    assert scaled.grad_norm == pytest.approx(plain.grad_norm, rel=1e-4)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled, but CUDA is not available")
+def test_only_fp16_autocast_on_cuda_gets_a_loss_scaler():
+    from zsattr.extractor.training import grad_scaler
+    with_amp, without_amp = TrainSettings(steps=1, amp=True), TrainSettings(steps=1, amp=False)
+    assert isinstance(grad_scaler(with_amp, "cuda:1"), torch.amp.GradScaler)
+    assert grad_scaler(with_amp, "cpu") is None  # bf16 needs none
+    assert grad_scaler(without_amp, "cuda") is None
+
+
+def test_the_loss_scale_is_checkpointed_and_resumed():
+    from zsattr.extractor.training import ExtractorTask
+    settings = TrainSettings(steps=2, p=2, k=3)
+
+    def task():
+        model = _fresh()
+        t = ExtractorTask(model, model, ClusterSource(), settings, seed=0, device="cpu", rank=0)
+        t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)  # as on CUDA with amp
+        return t
+
+    first = task()
+    train_step(first.model, first.optimizer, *_nan_batch(), settings, first.scaler)
+    state = first.state_dict()
+    assert state["scaler"]["scale"] == 2.0 ** 9
+    second = task()
+    second.load_state_dict(state)
+    assert second.scaler.get_scale() == 2.0 ** 9
+    plain = ExtractorTask(_fresh(), _fresh(), ClusterSource(), settings, seed=0, device="cpu", rank=0)
+    assert "scaler" not in plain.state_dict()  # no scaler, no entry: CPU checkpoints are unchanged

@@ -62,7 +62,7 @@ class TrainSettings:
     restart_mult: int = 2
     eta_min: float = 1e-5
     checkpoint_every: int = 50
-    amp: bool = False  # autocast (bf16 on CPU, fp16 on CUDA); off by default on CPU
+    amp: bool = False  # autocast (bf16 on CPU, fp16 with loss scaling on CUDA); off by default on CPU
 
 
 @dataclass
@@ -75,8 +75,13 @@ class StepResult:
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               settings: TrainSettings) -> StepResult:
-    """One optimisation step in the only correct order: zero_grad, forward, backward, clip, step."""
+               settings: TrainSettings, scaler: torch.amp.GradScaler | None = None) -> StepResult:
+    """One optimisation step in the only correct order: zero_grad, forward, backward, clip, step.
+
+    `scaler` (fp16 autocast on CUDA, see `grad_scaler`): the loss is scaled before backward and the
+    gradients unscaled before clipping; a step whose gradients overflowed is skipped and the scale
+    lowered, as fp16 training needs. Without one, a non-finite gradient norm is an error: stepping
+    on it would silently turn every weight into NaN."""
     optimizer.zero_grad(set_to_none=True)
     device_type = x.device.type
     amp_dtype = torch.bfloat16 if device_type == "cpu" else torch.float16
@@ -102,9 +107,19 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     triplet_input = nn.functional.normalize(embedding, dim=1) if settings.triplet_normalised else embedding
     triplet = batch_hard_triplet_loss(triplet_input, y, settings.margin)
     loss = settings.ce_weight * ce + settings.triplet_weight * triplet
-    loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
-    optimizer.step()
+    if scaler is None:
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
+        if not torch.isfinite(grad_norm):
+            raise FloatingPointError(f"the gradient norm is {float(grad_norm)} (loss {loss.item()}); the step "
+                                     "was not taken. Lower extractor.lr or resume from the last checkpoint")
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
+        scaler.step(optimizer)  # skipped when the unscaled gradients hold an inf or NaN
+        scaler.update()
     return StepResult(loss.item(), ce.item(), triplet.item(), accuracy.item(), float(grad_norm))
 
 
@@ -141,6 +156,14 @@ def make_optimizer(model: nn.Module, settings: TrainSettings):
     return optimizer, scheduler
 
 
+def grad_scaler(settings: TrainSettings, device: str) -> torch.amp.GradScaler | None:
+    """Loss scaling for fp16 autocast (CUDA): without it small gradients underflow to zero in
+    fp16. bf16 (the CPU's autocast type) has fp32's range and needs none."""
+    if settings.amp and torch.device(device).type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None
+
+
 def step_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, step, rank])
 
@@ -157,25 +180,31 @@ class ExtractorTask:
         self.module, self.model, self.source, self.train_settings = module, model, source, settings
         self.seed, self.device, self.rank = seed, device, rank
         self.optimizer, self.scheduler = make_optimizer(module, settings)
+        self.scaler = grad_scaler(settings, device)
 
     def settings(self) -> dict:
         return asdict(self.train_settings)
 
     def state_dict(self) -> dict:
-        return {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+        state = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict()}
+        if self.scaler is not None:  # the loss scale is state: exact resume needs it
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
 
     def step(self, step: int) -> dict:
         t0 = time.perf_counter()
         st = self.train_settings
         x, y = self.source.batch(step_rng(self.seed, step, self.rank), st.p, st.k)
         batch_seconds = time.perf_counter() - t0
-        result = train_step(self.model, self.optimizer, x.to(self.device), y.to(self.device), st)
+        result = train_step(self.model, self.optimizer, x.to(self.device), y.to(self.device), st, self.scaler)
         self.scheduler.step()
         return {"lr": self.optimizer.param_groups[0]["lr"], **asdict(result), "batch_seconds": batch_seconds}
 
