@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from zsattr import zoo
@@ -79,3 +81,43 @@ def test_shared_architecture_groups_twins_objectives_and_reused_decoders():
     assert shared["dcgan_tconv"] == shared["lsgan_tconv"] == shared["dcgan_tconv_seed1"]
     assert shared["vae"] == shared["ldm"] != shared["dcgan_tconv"]
     assert splits.shared_architecture(["vae", "glow"]) == {}  # a model alone keeps its own design
+
+
+def test_image_split_fraction_bounds_are_open_and_parts_may_hold_one_file():
+    files = _files(2)
+    groups = splits.zoo_split(files)
+    with pytest.raises(ValueError, match=r"train_fraction must be in \(0, 1\), got 0.0"):
+        splits.image_split(files, groups, 0.0, 0)
+    # 2 files at 0.5: one file each side is the smallest valid split
+    out = splits.image_split(files, groups, 0.5, 0)
+    assert [len(out["baseline_train"][m]) for m in ("dcgan_tconv", "vae")] == [1, 1]
+    assert [len(out["eval"][m]) for m in ("dcgan_tconv", "vae")] == [1, 1]
+    # 2 files at 0.9 round to 2 training files: the eval part would be empty
+    with pytest.raises(ValueError, match="'dcgan_tconv' has 2 files; a train fraction of 0.9 leaves one part empty"):
+        splits.image_split(files, groups, 0.9, 0)
+
+
+def test_split_file_keeps_the_evaluation_protocol_beside_the_split(tmp_path):
+    files = _files(4)
+    groups = splits.zoo_split(files)
+    images = splits.image_split(files, groups, 0.5, seed=0)
+    protocol = {"headline": "ours", "side_views": ["unseen_family"]}
+    splits.write_split(tmp_path / "split.json", groups, images, protocol)
+    data = json.loads((tmp_path / "split.json").read_text())
+    assert data["format"] == splits.SPLIT_FORMAT and data["protocol"] == protocol
+    splits.write_split(tmp_path / "bare.json", groups, images)  # no protocol: an empty one
+    assert json.loads((tmp_path / "bare.json").read_text())["protocol"] == {}
+
+
+def test_read_split_refuses_another_format_and_names_both(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"format": 1, "groups": {}, "images": {}}))
+    with pytest.raises(ValueError, match=r"old.json is a split of format 1; this version reads 2"):
+        splits.read_split(path)
+
+
+def test_shared_architecture_labels_name_the_first_models_architecture_and_all_members():
+    # vae and ldm differ in registry architecture: the label is that of the first-listed member
+    shared = splits.shared_architecture(["dcgan_tconv", "lsgan_tconv", "vae", "ldm"])
+    assert shared == {"dcgan_tconv": "DCGAN (dcgan_tconv, lsgan_tconv)", "lsgan_tconv": "DCGAN (dcgan_tconv, lsgan_tconv)",
+                      "vae": "conv VAE (vae, ldm)", "ldm": "conv VAE (vae, ldm)"}

@@ -1,12 +1,17 @@
 """Derived cache keys: a stage's key follows its own fields, its version, the keys of the
 stages it reads and the contents of the folders it reads, and nothing else."""
 
+import hashlib
+import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from zsattr.core import config
+from zsattr.core import config, keys
 from zsattr.core.keys import Stage, folder_digest, stage_key
 from zsattr.experiments.ffd import FFD_VECTORS
 from zsattr.extractor.stage import CLOSED_SET_EXTRACTOR, EXTRACTOR
@@ -73,12 +78,83 @@ def test_a_user_folder_counts_by_its_contents_not_its_path(tmp_path, data_dir):
     (one / "set_a" / "x.png").write_bytes(b"abd")  # same size, other bytes
     assert _key(BANK, **{"photos.real_image_dir": str(one)}) != key
     assert _key(PHOTO_POOL, **{"photos.real_image_dir": str(one)}) != _key(PHOTO_POOL)
-    (one / ".hidden").write_text("ignored")
-    assert folder_digest(one) == folder_digest(one)
     (one / "set_b" / "z.png").write_bytes(b"")  # a new file
     assert _key(BANK, **{"photos.real_image_dir": str(one)}) != key
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="missing is not a folder; it was named as a source of real images"):
         folder_digest(tmp_path / "missing")
+
+
+def test_hidden_files_and_folders_do_not_count_and_files_after_them_do(tmp_path, data_dir):
+    root = _folder(tmp_path / "root")
+    before = folder_digest(root)
+    (root / ".DS_Store").write_text("ignored")
+    (root / ".thumbs").mkdir()
+    (root / ".thumbs" / "x.png").write_bytes(b"ignored")
+    (root / "set_a" / ".x.png.swp").write_bytes(b"ignored")
+    assert folder_digest(root) == before
+    # a visible file sorted after the hidden ones still counts
+    (root / "set_b" / "y.png").write_bytes(b"DEF")
+    assert folder_digest(root) != before
+
+
+def _age(path, seconds):
+    """Set `path`'s modification time `seconds` into the past (outside the racy window)."""
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def _count_reads(monkeypatch):
+    reads = []
+    real = keys._file_sha256
+    monkeypatch.setattr(keys, "_file_sha256", lambda path: reads.append(path.name) or real(path))
+    return reads
+
+
+def test_file_hashes_are_remembered_by_size_and_mtime_so_a_folder_is_read_once(tmp_path, data_dir, monkeypatch):
+    root = _folder(tmp_path / "root")
+    for path in root.rglob("*.png"):
+        _age(path, 60)
+    reads, writes = _count_reads(monkeypatch), []
+    real_write = keys.atomic.write_json
+    monkeypatch.setattr(keys.atomic, "write_json", lambda path, obj: writes.append(path) or real_write(path, obj))
+    first = folder_digest(root)
+    assert sorted(reads) == ["x.png", "y.png"] and writes == [data_dir / "cache" / keys.DIGEST_MEMO]
+    memo = json.loads(writes[0].read_text())
+    x = root.resolve() / "set_a" / "x.png"
+    assert memo[str(x)] == [3, x.stat().st_mtime_ns, hashlib.sha256(b"abc").hexdigest()]
+
+    reads.clear()
+    assert folder_digest(root) == first
+    assert reads == [] and len(writes) == 1  # only stat-ed, and the memo is not rewritten
+
+    (root / "set_a" / "x.png").write_bytes(b"abd")  # same size, new mtime
+    _age(root / "set_a" / "x.png", 30)
+    changed = folder_digest(root)
+    assert reads == ["x.png"] and changed != first and len(writes) == 2
+    assert json.loads(writes[1].read_text())[str(x)][2] == hashlib.sha256(b"abd").hexdigest()
+
+
+def test_a_file_modified_within_the_racy_window_is_read_every_time_and_never_remembered(tmp_path, data_dir,
+                                                                                         monkeypatch):
+    root = _folder(tmp_path / "root")
+    _age(root / "set_b" / "y.png", 60)
+    reads = _count_reads(monkeypatch)
+    folder_digest(root)
+    folder_digest(root)
+    assert reads == ["x.png", "y.png", "x.png"]  # x is fresh: read twice; y memoised after one read
+    memo = json.loads((data_dir / "cache" / keys.DIGEST_MEMO).read_text())
+    assert [Path(p).name for p in memo] == ["y.png"]
+
+
+def test_a_corrupt_memo_is_ignored_and_replaced(tmp_path, data_dir):
+    root = _folder(tmp_path / "root")
+    for path in root.rglob("*.png"):
+        _age(path, 60)
+    expected = folder_digest(root)
+    memo_path = data_dir / "cache" / keys.DIGEST_MEMO
+    memo_path.write_text("{not json")
+    assert folder_digest(root) == expected
+    assert len(json.loads(memo_path.read_text())) == 2
 
 
 def test_keys_are_stable_across_processes():

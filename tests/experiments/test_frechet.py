@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from scipy import linalg
@@ -96,3 +98,97 @@ def test_bad_inputs_are_rejected():
         frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
     with pytest.raises(ValueError, match="shrinkage"):
         gaussian_stats(np.zeros((3, 2)) + np.arange(6).reshape(3, 2), shrinkage=2.0)
+
+
+def test_two_vectors_are_enough_for_a_covariance_and_one_is_not():
+    mu, cov = gaussian_stats([[0.0], [2.0]])  # the smallest valid input: N = 2 > D = 1
+    np.testing.assert_array_equal(mu, [1.0])
+    np.testing.assert_array_equal(cov, [[2.0]])  # unbiased: ((0-1)^2 + (2-1)^2) / (2-1)
+    with pytest.raises(ValueError, match="^need at least 2 vectors to estimate a covariance$"):
+        gaussian_stats([[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"expected an \(N, D\) array of vectors, got shape \(3,\)"):
+        gaussian_stats([1.0, 2.0, 3.0])
+
+
+def test_as_many_vectors_as_dimensions_is_still_singular():
+    """N == D: the centred vectors span at most N - 1 dimensions, and the message says so."""
+    x = np.random.default_rng(5).normal(size=(3, 3))
+    message = ("3 vectors of dimension 3 give a singular covariance (rank <= 2); "
+               "pass shrinkage='ledoit-wolf' (or a float in [0, 1]) or use fewer dimensions")
+    with pytest.raises(RankDeficientCovarianceError, match=re.escape(message)):
+        gaussian_stats(x)
+    assert gaussian_stats(np.random.default_rng(5).normal(size=(4, 3)))[1].shape == (3, 3)
+
+
+def test_float32_vectors_give_float64_statistics():
+    x32 = np.random.default_rng(6).normal(size=(40, 4)).astype(np.float32)
+    mu, cov = gaussian_stats(x32)
+    assert mu.dtype == np.float64 and cov.dtype == np.float64
+    np.testing.assert_array_equal(mu, x32.astype(np.float64).mean(axis=0))
+
+
+def test_shrinkage_endpoints_are_the_sample_covariance_and_a_scaled_identity():
+    x = np.random.default_rng(7).normal(size=(4, 6)) * np.arange(1, 7)  # N < D is fine with shrinkage
+    sample = np.cov(x, rowvar=False)
+    for none in (0.0, 0):
+        np.testing.assert_allclose(gaussian_stats(x, shrinkage=none)[1], sample, rtol=1e-15)
+    for full in (1.0, 1):
+        np.testing.assert_allclose(gaussian_stats(x, shrinkage=full)[1], np.trace(sample) / 6 * np.eye(6),
+                                   rtol=1e-15)
+    for bad in (-0.1, 1.5, "oas"):
+        with pytest.raises(ValueError, match="shrinkage must be None, 'ledoit-wolf' or a float in"):
+            gaussian_stats(x, shrinkage=bad)
+
+
+def test_float32_inputs_are_computed_in_float64():
+    rng = np.random.default_rng(9)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    s1, s2 = _random_spd(rng, 6), _random_spd(rng, 6, 3.0)
+    as32 = [a.astype(np.float32) for a in (mu1, s1, mu2, s2)]
+    as64 = [a.astype(np.float64) for a in as32]  # the same numbers, exactly
+    assert frechet_distance(*as32) == pytest.approx(frechet_distance(*as64), rel=1e-13)
+
+
+def test_errors_name_the_offending_covariance():
+    ok, bad_psd = np.eye(2), np.diag([1.0, -1.0])
+    with pytest.raises(ValueError, match=r"sigma1 has shape \(3, 3\), expected \(2, 2\)"):
+        frechet_distance(np.zeros(2), np.eye(3), np.zeros(2), ok)
+    with pytest.raises(ValueError, match="sigma2 is not positive semi-definite"):
+        frechet_distance(np.zeros(2), ok, np.zeros(2), bad_psd)
+    with pytest.raises(ValueError, match="sigma1 has non-finite entries"):
+        frechet_distance(np.zeros(2), np.diag([1.0, np.nan]), np.zeros(2), ok)
+    with pytest.raises(ValueError, match=r"mean shapes differ: \(2,\) vs \(3,\)"):
+        frechet_distance(np.zeros(2), ok, np.zeros(3), ok)
+    with pytest.raises(RankDeficientCovarianceError, match="sigma2 is rank-deficient"):
+        frechet_distance(np.zeros(2), ok, np.zeros(2), np.diag([1.0, 0.0]))
+
+
+def test_a_zero_covariance_is_refused_even_when_singular_ones_are_allowed():
+    for zero_or_negative in (np.zeros((2, 2)), -np.eye(2)):
+        with pytest.raises(RankDeficientCovarianceError, match="sigma1 is zero or negative definite"):
+            frechet_distance(np.zeros(2), zero_or_negative, np.zeros(2), np.eye(2), allow_singular=True)
+
+
+def test_negative_eigenvalues_down_to_1e_8_of_the_largest_count_as_rounding():
+    """The tolerance is relative: -1e-8 x the largest eigenvalue passes (the boundary), less fails."""
+    largest = 4.0
+    rounding = np.diag([largest, -1e-8 * largest])
+    value = frechet_distance(np.zeros(2), rounding, np.zeros(2), np.diag([largest, 0.0]), allow_singular=True)
+    assert value == pytest.approx(0.0, abs=1e-12)  # the negative eigenvalue is clipped to 0
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        frechet_distance(np.zeros(2), np.diag([largest, -2e-8 * largest]), np.zeros(2), np.eye(2),
+                         allow_singular=True)
+
+
+def test_rtol_bounds_the_eigenvalue_ratio_inclusively_and_is_scale_free():
+    mu = np.zeros(2)
+    message = ("sigma1 is rank-deficient (condition number > 1e+02); estimate it with "
+               "gaussian_stats(..., shrinkage='ledoit-wolf') or pass allow_singular=True")
+    for scale in (1.0, 1000.0):
+        with pytest.raises(RankDeficientCovarianceError, match=re.escape(message)):
+            frechet_distance(mu, scale * np.diag([1.0, 0.01]), mu, np.eye(2), rtol=0.01)
+        value = frechet_distance(mu, scale * np.diag([1.0, 0.04]), mu, np.eye(2), rtol=0.01)
+        expected = (np.sqrt(scale) - 1) ** 2 + (np.sqrt(0.04 * scale) - 1) ** 2
+        assert value == pytest.approx(expected, rel=1e-12)
+    assert frechet_distance(mu, np.diag([1.0, 0.01]), mu, np.eye(2), allow_singular=True, rtol=0.01) == \
+        pytest.approx(0.81, rel=1e-12)

@@ -63,14 +63,14 @@ def calibrate_rejection(fingerprints: Sequence[np.ndarray], far: float) -> dict[
         report["reason"] = "needs at least two enrolled models"
         return report
     sums = np.stack([f.sum(axis=0) for f in fingerprints])
-    centroids = l2_normalise(sums / np.array([[len(f)] for f in fingerprints]))
+    centroids = l2_normalise(sums)  # the direction of each model's mean; cosine ignores the 1/k
     impostor, genuine, correct = [], [], []
     for m, f in enumerate(fingerprints):
         others = np.delete(centroids, m, axis=0)
         best_other = (f @ others.T).max(axis=1)
         impostor.append(best_other)
         if len(f) >= 2:
-            own = l2_normalise((sums[m][None] - f) / (len(f) - 1))  # each image's entry without it
+            own = l2_normalise(sums[m][None] - f)  # each image's entry without it (its direction)
             score = np.einsum("ij,ij->i", f, own)
             genuine.append(score)
             correct.append(score > best_other)
@@ -108,7 +108,7 @@ def calibrate_verification(fingerprints: Sequence[np.ndarray], max_pairs: int = 
     keep = labels[a] != labels[b]
     other = np.stack([a[keep], b[keep]], axis=1)[:len(same)]
     pairs = np.concatenate([same, other])
-    positive = np.r_[np.ones(len(same), bool), np.zeros(len(other), bool)]
+    positive = np.arange(len(pairs)) < len(same)  # the same-model pairs come first
     stacked = np.concatenate(fingerprints)
     scores = np.einsum("ij,ij->i", stacked[pairs[:, 0]], stacked[pairs[:, 1]])
     threshold = metrics.best_threshold(scores, positive)
@@ -202,7 +202,7 @@ class Gallery:
         return gallery
 
     def _add(self, name: str, fingerprints: np.ndarray, hashes: Sequence[str] | None) -> None:
-        fingerprints = np.atleast_2d(np.asarray(fingerprints, np.float64))
+        fingerprints = np.atleast_2d(np.asarray(fingerprints))  # l2_normalise makes them float64
         if not name or not isinstance(name, str):
             raise GalleryError(f"a model needs a non-empty name, got {name!r}")
         if len(fingerprints) == 0:
@@ -236,7 +236,7 @@ class Gallery:
     def scores(self, queries: np.ndarray) -> np.ndarray:
         if not self._fingerprints:
             raise ValueError("the gallery is empty: enrol at least one model first")
-        queries = np.atleast_2d(np.asarray(queries, np.float64))
+        queries = np.atleast_2d(np.asarray(queries))  # cosine_similarity computes in float64
         if queries.shape[1] != self.dim:
             raise GalleryError(f"query fingerprints have dimension {queries.shape[1]}; the gallery's are "
                                f"{self.dim} (made by another extractor?)")
@@ -311,7 +311,7 @@ class Gallery:
         except KeyError as exc:
             raise GalleryError(f"{path}: the names do not match the stored arrays (missing {exc})") from exc
         extra = set(arrays) - {f"f{i:04d}" for i in range(len(names))}
-        dims = {b.shape[1] if b.ndim == 2 else -1 for b in blocks}
+        dims = {b.shape[1] for b in blocks if b.ndim == 2}  # a block of another rank is refused below
         if (extra or len(set(names)) != len(names) or len(shots) != len(names) or len(hashes) != len(names)
                 or any(b.ndim != 2 or len(b) != s or len(h) != s for b, s, h in zip(blocks, shots, hashes))
                 or len(dims) > 1):

@@ -28,7 +28,7 @@ def topk_accuracy(scores: np.ndarray, true_index: np.ndarray, k: int = 1) -> flo
     """Fraction of queries whose true gallery entry is among the k highest scores."""
     scores, true_index = np.asarray(scores), np.asarray(true_index)
     k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, kth=k - 1, axis=1)[:, :k]
+    top = np.argpartition(-scores, kth=k - 1)[:, :k]  # along the last axis: the gallery
     return float(np.mean(np.any(top == true_index[:, None], axis=1)))
 
 
@@ -41,17 +41,14 @@ def confusion_matrix(true_index: np.ndarray, pred_index: np.ndarray, n_classes: 
 def macro_f1(true_index: np.ndarray, pred_index: np.ndarray, n_classes: int) -> float:
     """Unweighted mean F1 over the classes present in truth or prediction (sklearn's default)."""
     cm = confusion_matrix(true_index, pred_index, n_classes)
-    tp = np.diag(cm).astype(np.float64)
-    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
-    present = (support + predicted) > 0
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(f1[present].mean())
+    denom = cm.sum(axis=1) + cm.sum(axis=0)  # support + predicted count, per class
+    present = denom > 0
+    return float(np.mean(2 * np.diag(cm)[present] / denom[present]))
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve via the Mann-Whitney U statistic (ties count one half)."""
-    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+    positive = np.asarray(positive, bool)
     n_pos, n_neg = positive.sum(), (~positive).sum()
     if n_pos == 0 or n_neg == 0:
         raise ValueError("ROC-AUC needs both positive and negative examples")
@@ -63,7 +60,7 @@ def roc_points(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np
     """(false positive rate, true positive rate, threshold) for every distinct threshold,
     accepting score >= threshold; starts at (0, 0, +inf)."""
     scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
-    order = np.argsort(-scores, kind="mergesort")
+    order = np.argsort(-scores)  # the order within a run of tied scores is never read
     s, p = scores[order], positive[order]
     last_of_run = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
     tps, fps = np.cumsum(p)[last_of_run], np.cumsum(~p)[last_of_run]
@@ -76,11 +73,10 @@ def equal_error_rate(scores: np.ndarray, positive: np.ndarray) -> float:
     """Where the false acceptance and false rejection rates cross (linear interpolation)."""
     fpr, tpr, _ = roc_points(scores, positive)
     fnr = 1.0 - tpr
+    # i >= 1, since the curve starts at FAR 0 < FRR 1; so d0 > 0 >= d1
     i = np.nonzero(fpr >= fnr)[0][0]
-    if i == 0:
-        return float(fpr[0])
     d0, d1 = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
-    t = d0 / (d0 - d1) if d0 != d1 else 0.0
+    t = d0 / (d0 - d1)
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
 
 
@@ -100,10 +96,11 @@ def best_threshold(scores: np.ndarray, positive: np.ndarray) -> float:
     s = np.unique(scores)
     candidates = np.r_[s[0] - 1e-9, (s[:-1] + s[1:]) / 2, s[-1] + 1e-9]
     # Accuracy at every candidate in O(n log n): accepted positives + rejected negatives,
-    # counted with searchsorted on the sorted scores of each class.
+    # counted with searchsorted (side "left": a score equal to a threshold is accepted) on the
+    # sorted scores of each class.
     pos, neg = np.sort(scores[positive]), np.sort(scores[~positive])
-    true_accepts = len(pos) - np.searchsorted(pos, candidates, side="left")
-    true_rejects = np.searchsorted(neg, candidates, side="left")
+    true_accepts = len(pos) - np.searchsorted(pos, candidates)
+    true_rejects = np.searchsorted(neg, candidates)
     return float(candidates[int(np.argmax(true_accepts + true_rejects))])
 
 
@@ -134,8 +131,8 @@ def open_set_report(known_scores: np.ndarray, known_true: np.ndarray,
     known_best = known_scores.max(axis=1)
     unknown_best = unknown_scores.max(axis=1)
     correct = known_scores.argmax(axis=1) == np.asarray(known_true)
-    auroc = roc_auc(np.r_[known_best, unknown_best], np.r_[np.ones_like(known_best, bool),
-                                                           np.zeros_like(unknown_best, bool)])
+    is_known = np.r_[np.ones_like(known_best), np.zeros_like(unknown_best)]  # roc_auc reads it as bool
+    auroc = roc_auc(np.r_[known_best, unknown_best], is_known)
     thresholds = np.unique(np.r_[known_best, unknown_best])[::-1]
     ccr = np.array([0.0] + [np.mean(correct & (known_best >= t)) for t in thresholds])
     fpr = np.array([0.0] + [np.mean(unknown_best >= t) for t in thresholds])

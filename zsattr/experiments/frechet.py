@@ -42,7 +42,7 @@ def gaussian_stats(vectors, shrinkage: float | str | None = None) -> tuple[np.nd
             )
         return mu, cov
     if shrinkage == "ledoit-wolf":
-        alpha = float(ledoit_wolf_shrinkage(x - mu, assume_centered=True))
+        alpha = float(ledoit_wolf_shrinkage(x))  # centres x itself, as mu does
     elif isinstance(shrinkage, (int, float)) and 0.0 <= shrinkage <= 1.0:
         alpha = float(shrinkage)
     else:
