@@ -190,6 +190,10 @@ def test_restrict_pairs_keeps_only_pairs_inside_the_mask():
         np.testing.assert_array_equal(part, inside)  # every pair inside the mask is kept
     with pytest.raises(ValueError, match="no same-model or no different-model"):
         protocols.restrict_pairs(pairs, labels == 1)  # one model: no different-model pair
+    hand = protocols.Pairs(np.array([[0, 1, 1], [0, 2, 0], [1, 3, 0]]), np.array([[2, 3, 1], [0, 3, 0]]),
+                           np.array([0, 0, 1, 1]), 0, {})
+    with pytest.raises(ValueError, match="no same-model or no different-model test pair"):
+        protocols.restrict_pairs(hand, np.array([True, False, True, True]))  # test keeps only (0, 2): different
     with pytest.raises(ValueError, match="mask over"):
         protocols.restrict_pairs(pairs, keep[:5])
 

@@ -163,3 +163,28 @@ def test_keys_are_stable_across_processes():
             "print(stage_key(config.resolve('cpu'), EXTRACTOR, {'space': 'full', 'steps': 7}))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == stage_key(config.resolve("cpu"), EXTRACTOR, {"space": "full", "steps": 7})
+
+
+def test_stage_inputs_name_every_part_the_key_hashes(tmp_path, data_dir):
+    """The manifest shows these fields; renaming one would also change every key (every cache)."""
+    cfg = config.resolve("smoke")
+    upstream = Stage("upstream", 2)
+    folder = _folder(tmp_path / "mine")
+    stage = Stage("toy", 3, section="bank", settings=("seed",), reads=(upstream,),
+                  folders=lambda cfg: {"mine": str(folder), "unset": None})
+    inputs = keys.stage_inputs(cfg, stage, {"space": "full"})
+    assert inputs == {"stage": "toy", "version": 3, "config": cfg.bank.keyed(), "settings": {"seed": cfg.seed},
+                      "reads": {"upstream": stage_key(cfg, upstream)}, "folders": {"mine": folder_digest(folder)},
+                      "extra": {"space": "full"}}
+    assert keys.stage_inputs(cfg, Stage("bare", 1))["extra"] == {}
+
+
+def test_a_key_is_pinned_and_ignores_the_order_of_its_inputs():
+    """A key is sorted JSON under SHA-256, so it does not depend on dict order, takes values JSON
+    cannot hold (paths) by their text, and stays the same across versions of the code: a change
+    here invalidates every user's cache, so it must be deliberate."""
+    inputs = {"stage": "toy", "version": 1, "extra": {"b": 2, "a": Path("/x")}}
+    reordered = {"extra": {"a": Path("/x"), "b": 2}, "version": 1, "stage": "toy"}
+    assert keys.key_of(inputs) == keys.key_of(reordered)
+    expected = hashlib.sha256(b'{"extra": {"a": "/x", "b": 2}, "stage": "toy", "version": 1}').hexdigest()[:16]
+    assert keys.key_of(inputs) == f"toy-{expected}"
