@@ -46,12 +46,12 @@ notebook-tests: $(STAMP)
 determinism: $(STAMP)  ## run notebooks 01 and 02 twice from empty caches; metrics must be identical
 	$(RUN) $(BIN)/python -m zsattr.report.determinism --preset smoke --only 01 02
 
-# Mutation testing ([tool.mutmut] in pyproject.toml names the modules and tests), outside CI: about
-# 50 min on 2 cores. Starts from a clean mutants/ (mutmut keeps old results and its copy of tests/
+# Mutation testing ([tool.mutmut] in pyproject.toml names the modules and tests), outside CI: 1-2 h
+# on 2 cores. Starts from a clean mutants/ (mutmut keeps old results and its copy of tests/
 # otherwise); `make mutation RESUME=1` continues an interrupted run. Then the score per module;
 # fails below 90 % killed.
 RESUME ?=
-mutation: $(STAMP)  ## mutation testing of metrics, protocols, gallery, samplers, cache keys (~50 min)
+mutation: $(STAMP)  ## mutation testing of metrics, protocols, gallery, samplers, cache keys (1-2 h)
 	$(if $(RESUME),,rm -rf mutants)
 	OMP_NUM_THREADS=1 $(RUN) $(BIN)/mutmut run --max-children 2
 	$(RUN) $(BIN)/python -m zsattr.report.mutation --mutants mutants --require 90

@@ -80,8 +80,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
 
     `scaler` (fp16 autocast on CUDA, see `grad_scaler`): the loss is scaled before backward and the
     gradients unscaled before clipping; a step whose gradients overflowed is skipped and the scale
-    lowered, as fp16 training needs. Without one, a non-finite gradient norm is an error: stepping
-    on it would silently turn every weight into NaN."""
+    lowered, as fp16 training needs. Without one, a step whose gradient norm is not finite is
+    skipped with a warning: taking it would silently turn every weight into NaN."""
     optimizer.zero_grad(set_to_none=True)
     device_type = x.device.type
     amp_dtype = torch.bfloat16 if device_type == "cpu" else torch.float16
@@ -110,10 +110,10 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     if scaler is None:
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
-        if not torch.isfinite(grad_norm):
-            raise FloatingPointError(f"the gradient norm is {float(grad_norm)} (loss {loss.item()}); the step "
-                                     "was not taken. Lower extractor.lr or resume from the last checkpoint")
-        optimizer.step()
+        if torch.isfinite(grad_norm):
+            optimizer.step()
+        else:  # stepping would turn the weights into NaN; the log's grad_norm column shows the skip
+            log.warning("gradient norm %s (loss %.4g): step skipped", float(grad_norm), loss.item())
     else:
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
